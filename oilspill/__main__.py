@@ -1,0 +1,3 @@
+from oilspill.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""Command line: `oilspill serve`, `oilspill segment`, `oilspill synth`.
+
+Only this module configures logging. `serve` flags are generated from
+`config.SETTINGS`, and each falls back to its `OILSPILL_<NAME>` variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from oilspill import __version__
+from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings
+from oilspill.errors import OilspillError
+
+log = logging.getLogger("oilspill")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
+        flag = "--" + setting.name.replace("_", "-")
+        env = ENV_PREFIX + setting.name.upper()
+        default = setting.default if setting.name != "workers" else "0 (one per core)"
+        parser.add_argument(
+            flag,
+            dest=setting.name,
+            type=setting.cast,
+            default=None,
+            help=f"{setting.help} [env {env}; default {default}]",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oilspill",
+        description="Find oil spills in SAR satellite images. Serve the batch service, "
+        "segment files on the command line, or make synthetic scenes to try it.",
+    )
+    parser.add_argument("--version", action="version", version=f"oilspill {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the web service (upload a zip, poll, download results)",
+        description="Run the service: HTTP API, web page, in-process workers and TTL cleanup. "
+        "Settings come from flags, then OILSPILL_<NAME> variables, then a .env file.",
+    )
+    _add_setting_flags(serve)
+
+    segment = sub.add_parser(
+        "segment",
+        help="segment image files and write the result files to a folder",
+        description="Segment images (files, folders or zips) with the same outputs as the "
+        "service's result zip: annotated images, masks/, summary.csv, report.json, "
+        "slicks.geojson.",
+    )
+    segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
+    segment.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    _add_setting_flags(segment, ["workers", "pixel_size_m", "max_image_mpx", "log_level"])
+
+    synth = sub.add_parser(
+        "synth",
+        help="write a zip of synthetic Sentinel-1-like SAR scenes to try the service",
+        description="Deterministic synthetic SAR scenes with oil slicks, look-alikes, ships "
+        "and land. Upload the zip to the service, or segment it.",
+    )
+    synth.add_argument("-n", type=int, default=10, help="number of scenes (default 10)")
+    synth.add_argument("-o", "--output", type=Path, required=True, help="zip file to write")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--size", default="1250x650", help="scene size WxH (default 1250x650)")
+    synth.add_argument("--geotiff", action="store_true", help="write georeferenced GeoTIFFs")
+    synth.add_argument(
+        "--with-truth", action="store_true", help="add ground-truth label maps under truth/"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k in {s.name for s in SETTINGS}}
+    try:
+        if args.command == "synth":
+            return _synth(args)
+        settings = load_settings(overrides)
+        _setup_logging(settings.log_level)
+        if args.command == "serve":
+            return _serve(settings)
+        return _segment(settings, args.inputs, args.output)
+    except OilspillError as exc:
+        print(f"oilspill: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from oilspill.app import create_app
+
+    log.info("oilspill %s on http://%s:%d/", __version__, settings.host, settings.port)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    )
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from oilspill import synth
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"oilspill: --size must look like 1250x650, not {args.size!r}", file=sys.stderr)
+        return 2
+    synth.write_zip(
+        args.output,
+        args.n,
+        seed=args.seed,
+        size=(width, height),
+        geotiff=args.geotiff,
+        with_truth=args.with_truth,
+    )
+    print(f"wrote {args.n} scenes to {args.output}")
+    return 0
+
+
+def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
+    files: list[Path] = []
+    zips: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files.extend(p for p in sorted(path.rglob("*")) if p.is_file())
+        elif path.suffix.lower() == ".zip":
+            zips.append(path)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise OilspillError(f"{path} does not exist")
+    return files, zips
+
+
+def _segment(settings: Settings, inputs: Sequence[Path], output: Path) -> int:
+    files, zips = _expand(inputs)
+    return asyncio.run(_segment_async(settings, files, zips, output))
+
+
+async def _segment_async(
+    settings: Settings, files: list[Path], zips: list[Path], output: Path
+) -> int:
+    import shutil
+
+    from oilspill import archive
+    from oilspill.service import Service
+
+    with tempfile.TemporaryDirectory(prefix="oilspill-") as tmp:
+        work = Settings(**{**_fields(settings), "data_dir": Path(tmp), "ttl": 86400})
+        async with Service(work) as service:
+            jobs, folders = [], []
+            if files:
+                jobs.append(await service.create_job_from_files(files))
+                folders.append(output)
+            for zip_path in zips:
+                copy = service.store.new_upload_path()
+                shutil.copyfile(zip_path, copy)
+                jobs.append(await service.create_job(copy))
+                # One zip alone writes to the output folder; several get a folder each.
+                folders.append(output if len(zips) == 1 and not files else output / zip_path.stem)
+            total = sum(job.total for job in jobs)
+            started = time.monotonic()
+            while not all(job.finished for job in jobs):
+                _progress(sum(job.processed for job in jobs), total, started)
+                await asyncio.sleep(0.2)
+            _progress(total, total, started)
+            print(file=sys.stderr)
+            failed = 0
+            for job, folder in zip(jobs, folders, strict=True):
+                failed += job.failed
+                for name, content in archive.entries(service.store, job):
+                    dest = folder / name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if isinstance(content, Path):
+                        shutil.copyfile(content, dest)
+                    else:
+                        dest.write_bytes(content)
+    print(f"{total - failed} of {total} images segmented; results in {output}")
+    return 1 if failed == total else 0
+
+
+def _fields(settings: Settings) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(settings)
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    rate = done / max(time.monotonic() - started, 1e-9)
+    bar = "#" * filled + "." * (width - filled)
+    print(f"\r[{bar}] {done}/{total} images, {rate:.1f}/s", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,88 @@
+"""One error hierarchy; each error knows its HTTP status and says what to do.
+
+The app turns any `OilspillError` into `error_body(...)` JSON, the shape the
+old FastAPI service used (`detail`), plus a machine-readable `error` code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OilspillError(Exception):
+    """Base: a message for a person, an HTTP status and a short code for programs."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class ConfigError(OilspillError):
+    """A setting has a value the service cannot run with."""
+
+    code = "bad_config"
+
+
+class BadRequest(OilspillError):
+    status = 400
+    code = "bad_request"
+
+
+class BadArchive(BadRequest):
+    """The upload is not a zip we can safely read: not a zip, truncated, encrypted, unsafe."""
+
+    code = "bad_archive"
+
+
+class NoImages(BadRequest):
+    code = "no_images"
+
+
+class ArchiveTooLarge(OilspillError):
+    """Upload, entry count, unpacked size or ratio beyond a configured limit."""
+
+    status = 413
+    code = "too_large"
+
+
+class NotFound(OilspillError):
+    status = 404
+    code = "not_found"
+
+
+class NotReady(OilspillError):
+    status = 409
+    code = "not_ready"
+
+
+class Busy(OilspillError):
+    """The queue is full or the service is shutting down; try again later."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ImageError(OilspillError):
+    """One image cannot be read or segmented; it is reported and the job goes on."""
+
+    status = 422
+    code = "bad_image"
+
+
+class BackendError(ImageError):
+    """The remote segmenter failed for one image."""
+
+    code = "backend_error"
+
+
+def error_body(status: int, message: str, code: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of every error response."""
+    return {"detail": message, "error": code, "status": status, **extra}

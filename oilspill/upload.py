@@ -1,0 +1,118 @@
+"""Receive a multipart upload straight to a file, in chunks, with a size limit.
+
+Starlette's `request.form()` would spool the file to a temporary file and we
+would copy it again; parsing the stream ourselves writes each byte once and
+stops at the limit, whatever the client sends.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiofiles
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
+
+from oilspill.errors import ArchiveTooLarge, BadRequest
+
+_FLUSH_BYTES = 1 << 20
+
+
+async def receive_file(request: Request, dest: Path, *, field: str, max_bytes: int) -> str:
+    """Stream multipart field `field` of `request` into `dest`; return the client's file name.
+
+    Raises ArchiveTooLarge past `max_bytes` and BadRequest when the body is not
+    multipart or has no such field. The caller deletes `dest` on error.
+    """
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+        raise _too_large(max_bytes)
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if ctype != b"multipart/form-data" or not boundary:
+        raise BadRequest(f"send the zip as multipart/form-data in a field named {field!r}")
+
+    state: dict[str, object] = {"in_field": False, "found": False, "filename": ""}
+    header_field = bytearray()
+    header_value = bytearray()
+    headers: dict[bytes, bytes] = {}
+    pending: list[bytes] = []
+
+    def on_part_begin() -> None:
+        headers.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        headers[bytes(header_field).lower()] = bytes(header_value)
+        header_field.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+        is_ours = disp.get(b"name", b"").decode("utf-8", "replace") == field
+        is_ours = is_ours and not state["found"]
+        state["in_field"] = is_ours
+        if is_ours:
+            state["found"] = True
+            state["filename"] = disp.get(b"filename", b"").decode("utf-8", "replace")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if state["in_field"]:
+            pending.append(data[start:end])
+
+    def on_part_end() -> None:
+        state["in_field"] = False
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
+    written = 0
+    buffered = 0
+    async with aiofiles.open(dest, "wb") as out:
+        async for chunk in request.stream():
+            try:
+                parser.write(chunk)
+            except Exception as exc:  # python-multipart raises its own error types
+                raise BadRequest(f"the multipart body is malformed: {exc}") from exc
+            buffered = sum(len(p) for p in pending)
+            if buffered >= _FLUSH_BYTES:
+                written += await _flush(out, pending)
+                if written > max_bytes:
+                    raise _too_large(max_bytes)
+        parser.finalize()
+        written += await _flush(out, pending)
+    if not state["found"]:
+        raise BadRequest(f"the form has no file field named {field!r}")
+    if written > max_bytes:
+        raise _too_large(max_bytes)
+    return str(state["filename"])
+
+
+async def _flush(out: aiofiles.threadpool.binary.AsyncBufferedIOBase, pending: list[bytes]) -> int:
+    if not pending:
+        return 0
+    data = b"".join(pending)
+    pending.clear()
+    await out.write(data)
+    return len(data)
+
+
+def _too_large(max_bytes: int) -> ArchiveTooLarge:
+    return ArchiveTooLarge(
+        f"the upload is larger than {max_bytes // (1024 * 1024)} MiB "
+        "(split the zip, or raise --max-upload-mb)"
+    )
