@@ -1,0 +1,328 @@
+"""The embedded classical SAR oil-slick detector.
+
+Pipeline, all in dB so contrasts are damping whatever the input form was:
+speckle estimate (looks) -> half-resolution smoothing -> robust sea
+background at 1/8 resolution (dark, bright, land and no-data excluded, so
+neither slicks nor borders pull it down) -> dark objects by hysteresis on
+the contrast, with thresholds set from the measured noise -> per-object
+level, features and oil confidence -> outlines refined at full resolution
+at half the object's own damping -> ships by CFAR, land by texture.
+
+Everything is a pure function of its inputs: no global mutable state, and
+the heavy lifting is in OpenCV, which releases the GIL, so several images
+can be processed in threads at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from oilspill import features, sarinput, ships
+from oilspill.overlay import draw_overlay
+from oilspill.segment import Cls, Georef, Raster, Segmentation, Ship, Slick
+
+NAME = "oilspill-sar"
+VERSION = "0.1.0"
+
+MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
+SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
+SEED_MIN_DB = 1.5  # … and at least this damping
+GROW_SIGMA = 2.0
+GROW_MIN_DB = 0.8
+
+
+@dataclass
+class DarkObject:
+    """A dark object found at full resolution, before it becomes a `Slick`."""
+
+    cls: int
+    confidence: float
+    bbox: tuple[int, int, int, int]  # x, y, w, h (full resolution)
+    region: np.ndarray  # bool mask over bbox
+    feats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Analysis:
+    """Everything the pipeline found in one (tile of an) image."""
+
+    mask: np.ndarray
+    objects: list[DarkObject]
+    ships: list[Ship]
+    thresholds: dict[str, float]
+
+
+def detect(
+    raster: Raster, *, pixel_size_m: float | None = None, form: str = "auto"
+) -> Segmentation:
+    """Find oil, look-alikes, ships and land in one raster."""
+    sar = sarinput.load(raster.pixels, form)
+    px = _pixel_size(raster.georef, pixel_size_m)
+    an = analyse(sar)
+    slicks = make_slicks(an.objects, an.ships, px)
+    overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
+    info: dict[str, Any] = {
+        "detector": NAME,
+        "version": VERSION,
+        "input_form": sar.form,
+        "sar_like": sar.sar_like,
+        "looks": round(sar.looks, 2),
+        "units_per_db": round(sar.units_per_db, 3),
+        "thresholds": an.thresholds,
+        "pixel_size_m": list(px) if px else None,
+        "warnings": list(sar.warnings),
+    }
+    if px is None:
+        info["warnings"].append("pixel size unknown: areas in km² and lengths in m are null")
+    return Segmentation(an.mask, overlay, slicks, an.ships, info)
+
+
+def _pixel_size(georef: Georef | None, arg: float | None) -> tuple[float, float] | None:
+    if georef is not None and georef.pixel_size_m is not None:
+        return georef.pixel_size_m
+    if arg is not None and arg > 0:
+        return (float(arg), float(arg))
+    return None
+
+
+def analyse(sar: sarinput.SarImage) -> Analysis:
+    """Run the pipeline on a `SarImage` and return the class mask and objects."""
+    db, valid = sar.db, sar.valid
+    h, w = db.shape
+    noise_db = sarinput.speckle_std_db(sar.looks)
+    h2, w2 = max(1, h // 2), max(1, w // 2)
+    half = cv2.resize(db, (w2, h2), interpolation=cv2.INTER_AREA)
+    valid2 = cv2.resize(valid.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA) > 0.999
+    w8, h8 = max(1, w2 // 4), max(1, h2 // 4)
+    coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
+    valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
+
+    land8 = find_land(coarse, valid8, noise_db / 8.0)
+    bg8 = sea_background(coarse, valid8 & ~land8, noise_db / 8.0)
+    bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
+    bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
+    land2 = cv2.resize(land8.astype(np.uint8), (w2, h2), interpolation=cv2.INTER_NEAREST) > 0
+    land = cv2.resize(land8.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+
+    sea2 = valid2 & ~land2
+    c3 = bg2 - cv2.blur(half, (3, 3))
+    c5 = bg2 - cv2.blur(half, (5, 5))
+    c3[~sea2] = 0.0
+    c5[~sea2] = 0.0
+    sig3, sig5 = _robust_sigma(c3, sea2), _robust_sigma(c5, sea2)
+    seed_thr = max(SEED_MIN_DB, SEED_SIGMA * sig5)
+    grow_thr = max(GROW_MIN_DB, GROW_SIGMA * sig5)
+    grow = (c5 > grow_thr) & sea2
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    seeded = np.zeros(n, bool)
+    seeded[np.unique(lab[c5 > seed_thr])] = True
+    seeded[0] = False
+
+    full_sm_k = 7 if sar.looks < 1.8 else 5
+    sea = valid & ~land
+    objects: list[DarkObject] = []
+    for i in np.flatnonzero(seeded):
+        if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
+            continue
+        obj = _refine(db, bg, sea, lab, int(i), stats[i], c3, sig3, full_sm_k)
+        if obj is not None:
+            objects.append(obj)
+
+    mask = np.zeros((h, w), np.uint8)
+    mask[land] = Cls.LAND
+    for cls in (Cls.LOOKALIKE, Cls.OIL):
+        for o in objects:
+            if o.cls == cls:
+                x, y, bw, bh = o.bbox
+                mask[y : y + bh, x : x + bw][o.region] = cls
+    found, ship_mask = ships.find_ships(db, bg, sea, noise_db)
+    mask[ship_mask] = Cls.SHIP
+    thresholds = {
+        "noise_db": round(noise_db, 3),
+        "contrast_sigma_db": round(sig5, 3),
+        "seed_db": round(seed_thr, 3),
+        "grow_db": round(grow_thr, 3),
+        "ship_cfar_db": round(ships.cfar_threshold_db(noise_db), 3),
+        "min_area_px": MIN_AREA_PX,
+    }
+    return Analysis(mask, objects, found, thresholds)
+
+
+def _robust_sigma(c: np.ndarray, ok: np.ndarray) -> float:
+    sample = c[::3, ::3][ok[::3, ::3]]
+    if sample.size < 100:
+        return 1.0
+    med = float(np.median(sample))
+    mad = float(np.median(np.abs(sample - med)))
+    return max(1.4826 * mad, 0.05)
+
+
+def _refine(
+    db: np.ndarray,
+    bg: np.ndarray,
+    sea: np.ndarray,
+    lab: np.ndarray,
+    i: int,
+    stat: np.ndarray,
+    c3: np.ndarray,
+    sig3: float,
+    k: int,
+) -> DarkObject | None:
+    """Measure one half-resolution object and redraw its outline at full resolution."""
+    h2, w2 = lab.shape
+    m = 6
+    x0, y0 = max(int(stat[0]) - m, 0), max(int(stat[1]) - m, 0)
+    x1, y1 = min(int(stat[0] + stat[2]) + m, w2), min(int(stat[1] + stat[3]) + m, h2)
+    obj2 = lab[y0:y1, x0:x1] == i
+    cc = c3[y0:y1, x0:x1]
+    level = float(np.percentile(cc[obj2], 70))
+    if level <= 0:
+        return None
+    # Full resolution crop, with a margin for the smoothing window.
+    h, w = db.shape
+    fx0, fy0 = x0 * 2, y0 * 2
+    fx1, fy1 = (
+        min(x1 * 2 + (1 if x1 == w2 else 0) * (w - 2 * w2), w),
+        min(y1 * 2 + (1 if y1 == h2 else 0) * (h - 2 * h2), h),
+    )
+    p = k // 2
+    ax0, ay0, ax1, ay1 = max(fx0 - p, 0), max(fy0 - p, 0), min(fx1 + p, w), min(fy1 + p, h)
+    sm = cv2.blur(db[ay0:ay1, ax0:ax1], (k, k))[fy0 - ay0 : fy1 - ay0, fx0 - ax0 : fx1 - ax0]
+    cf = bg[fy0:fy1, fx0:fx1] - sm
+    near = cv2.dilate(obj2.astype(np.uint8), np.ones((5, 5), np.uint8))
+    near_f = cv2.resize(near, (fx1 - fx0, fy1 - fy0), interpolation=cv2.INTER_NEAREST) > 0
+    region = (cf > 0.5 * level) & near_f & sea[fy0:fy1, fx0:fx1]
+    r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
+    region = r8 > 0
+    area = int(region.sum())
+    if area < MIN_AREA_PX:
+        return None
+    c_in, c_near, c_halo = features.edge_profile(cf, region)
+    feats = features.shape_features(region)
+    feats.update(
+        damping_db=level,
+        cnr=level / max(sig3, 1e-3),
+        edge_drop=(c_in - c_near) / level,
+        halo=c_halo / level,
+    )
+    conf = features.oil_confidence(feats)
+    cls = Cls.OIL if conf >= 0.5 else Cls.LOOKALIKE
+    ys, xs = np.nonzero(region)
+    bx0, by0 = int(xs.min()), int(ys.min())
+    bbox = (fx0 + bx0, fy0 + by0, int(xs.max()) - bx0 + 1, int(ys.max()) - by0 + 1)
+    sub = region[by0 : by0 + bbox[3], bx0 : bx0 + bbox[2]]
+    return DarkObject(int(cls), conf, bbox, np.ascontiguousarray(sub), feats)
+
+
+def make_slicks(
+    objects: list[DarkObject], found: list[Ship], px: tuple[float, float] | None
+) -> list[Slick]:
+    """Turn dark objects into numbered `Slick` records with outlines and sizes."""
+    out: list[Slick] = []
+    order = sorted(objects, key=lambda o: (o.bbox[1], o.bbox[0]))
+    for o in order:
+        x, y = o.bbox[0], o.bbox[1]
+        r8 = np.pad(o.region.astype(np.uint8), 1)
+        contours, _ = cv2.findContours(r8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        big = max(contours, key=cv2.contourArea)
+        poly_c = cv2.approxPolyDP(big, 0.7, True).reshape(-1, 2).astype(np.float64)
+        poly = [(float(px_ + x - 1), float(py_ + y - 1)) for px_, py_ in poly_c]
+        mom = cv2.moments(o.region.astype(np.uint8), binaryImage=True)
+        cx = x + mom["m10"] / max(mom["m00"], 1.0)
+        cy = y + mom["m01"] / max(mom["m00"], 1.0)
+        f = o.feats
+        area = int(f["area_px"])
+        slick = Slick(
+            id=len(out) + 1,
+            cls=o.cls,
+            confidence=round(o.confidence, 3),
+            area_px=area,
+            centroid=(round(cx, 2), round(cy, 2)),
+            bbox=o.bbox,
+            polygon=poly,
+            perimeter_px=round(f["perimeter_px"], 1),
+            elongation=round(f["elongation"], 2),
+            damping_db=round(f["damping_db"], 2),
+            features={k: round(float(v), 4) for k, v in f.items()},
+        )
+        if px is not None:
+            pm = math.sqrt(px[0] * px[1])
+            slick.area_km2 = round(area * px[0] * px[1] / 1e6, 6)
+            slick.length_m = round(f["length_px"] * pm, 1)
+            slick.width_m = round(f["thickness_px"] * pm, 1)
+        slick.possible_source = _ship_at_end(o, big, (x - 1, y - 1), found)
+        out.append(slick)
+    return out
+
+
+def _ship_at_end(
+    o: DarkObject, contour: np.ndarray, offset: tuple[int, int], found: list[Ship]
+) -> bool:
+    """True when a ship lies at or near an end of the slick (within 30 px of its outline)."""
+    x, y, bw, bh = o.bbox
+    reach = 30.0
+    length = o.feats.get("length_px", 1.0)
+    cx, cy = x + bw / 2, y + bh / 2
+    for s in found:
+        if not (x - reach <= s.x <= x + bw + reach and y - reach <= s.y <= y + bh + reach):
+            continue
+        d = -cv2.pointPolygonTest(contour, (s.x - offset[0], s.y - offset[1]), True)
+        if d <= reach and math.hypot(s.x - cx, s.y - cy) >= 0.25 * length:
+            return True
+    return False
+
+
+def find_land(coarse: np.ndarray, valid: np.ndarray, noise8: float) -> np.ndarray:
+    """Bright textured land at 1/8 resolution: large, textured, not darker than the sea."""
+    mean = cv2.blur(coarse, (3, 3))
+    var = cv2.blur(coarse * coarse, (3, 3)) - mean * mean
+    tex = np.sqrt(np.maximum(var, 0.0))
+    thr = max(0.9, 3.0 * noise8)
+    cand = (tex > thr) & valid
+    if not cand.any():
+        return np.zeros(coarse.shape, bool)
+    ref = float(np.median(coarse[valid & ~cand])) if (valid & ~cand).any() else 0.0
+    cand &= coarse > ref - 3.0
+    c8 = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    c8 = cv2.morphologyEx(c8, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(c8, connectivity=8)
+    min_cells = max(150, int(0.01 * coarse.size))
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
+    land: np.ndarray = keep[lab] & valid
+    return land
+
+
+def sea_background(coarse: np.ndarray, ok: np.ndarray, noise8: float) -> np.ndarray:
+    """Robust local sea level (dB) at 1/8 resolution by normalised convolution.
+
+    Cells darker or brighter than the current estimate are dropped and the
+    estimate is redone, so slicks, ships and land do not bias it.
+    """
+    weights = ok.astype(np.float32)
+    if not ok.any():
+        return np.full(coarse.shape, float(coarse.mean()), np.float32)
+    glob = float(np.median(coarse[ok]))
+    bg = np.full(coarse.shape, glob, np.float32)
+    dark_thr = max(1.0, 2.5 * noise8)
+    for _ in range(3):
+        bg = _normalised_box(coarse, weights, 25, glob)
+        dev = coarse - bg
+        weights = (ok & (dev > -dark_thr) & (dev < 3.0)).astype(np.float32)
+    return bg
+
+
+def _normalised_box(x: np.ndarray, wts: np.ndarray, k: int, fallback: float) -> np.ndarray:
+    num = cv2.blur(x * wts, (k, k), borderType=cv2.BORDER_REFLECT)
+    den = cv2.blur(wts, (k, k), borderType=cv2.BORDER_REFLECT)
+    k2 = 3 * k
+    num2 = cv2.blur(x * wts, (k2, k2), borderType=cv2.BORDER_REFLECT)
+    den2 = cv2.blur(wts, (k2, k2), borderType=cv2.BORDER_REFLECT)
+    wide = np.where(den2 > 1e-3, num2 / np.maximum(den2, 1e-6), fallback)
+    out = np.where(den > 0.05, num / np.maximum(den, 1e-6), wide)
+    return out.astype(np.float32)
