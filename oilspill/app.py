@@ -56,7 +56,8 @@ async def error_response(request: Request, exc: Exception) -> Response:
         if isinstance(exc, Busy):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, HTTPException):
-        status, message, code, extra = exc.status_code, str(exc.detail), "http_error", {}
+        status, message, extra = exc.status_code, str(exc.detail), {}
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         status, message, code, extra = 500, "internal error; the log has details", "internal", {}
