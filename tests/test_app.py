@@ -69,8 +69,10 @@ def test_download_is_a_streamed_zip_with_every_output(client: TestClient) -> Non
     annotated = cv2.imdecode(np.frombuffer(zf.read("scene_00.png"), np.uint8), cv2.IMREAD_COLOR)
     assert annotated.shape == (240, 320, 3)
     mask = cv2.imdecode(np.frombuffer(zf.read("masks/scene_00.png"), np.uint8), -1)
-    assert mask.shape == (240, 320) and mask.dtype == np.uint8 and set(np.unique(mask)) <= set(
-        range(5)
+    assert (
+        mask.shape == (240, 320)
+        and mask.dtype == np.uint8
+        and set(np.unique(mask)) <= set(range(5))
     )
     rows = list(csv.DictReader(io.StringIO(zf.read("summary.csv").decode())))
     assert [r["name"] for r in rows] == ["scene_00.png", "scene_01.png"]
@@ -128,7 +130,9 @@ def test_time_left_counts_down_from_the_ttl(make_client: Callable[..., TestClien
     assert 290 <= left <= 300
 
 
-def test_results_expire_after_the_ttl(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+def test_results_expire_after_the_ttl(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
     client = make_client(ttl=1)
     body = upload(client, image_zip(1)).json()
     wait_for(client, body["job_id"])
@@ -181,7 +185,9 @@ def test_bad_uploads_get_json_errors_and_leave_nothing(
     assert leftovers == []
 
 
-def test_upload_over_the_limit_is_413(make_client: Callable[..., TestClient], tmp_path: Path) -> None:
+def test_upload_over_the_limit_is_413(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
     client = make_client(max_upload_mb=1)
     noise = np.random.default_rng(0).integers(0, 255, 2 << 20, dtype=np.uint8).tobytes()
     response = upload(client, make_zip({"a.png": noise}, zipfile.ZIP_STORED))

@@ -1,0 +1,55 @@
+"""The command line, in-process: help, synth, segment."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import encode, sar_image
+
+from oilspill.cli import main
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("serve", "segment", "synth"):
+        assert command in out
+
+
+def test_synth_writes_a_zip_of_scenes(tmp_path: Path) -> None:
+    out = tmp_path / "scenes.zip"
+    assert main(["synth", "-n", "2", "-o", str(out), "--size", "320x200", "--seed", "3"]) == 0
+    names = zipfile.ZipFile(out).namelist()
+    assert len([n for n in names if not n.startswith("truth/")]) == 2
+
+
+def test_segment_writes_the_same_outputs_as_the_service(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a.png").write_bytes(encode(sar_image(0, (480, 360))))
+    (inputs / "b.jpg").write_bytes(encode(sar_image(1, (480, 360)), ".jpg"))
+    (inputs / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    assert main(["segment", str(inputs), "-o", str(out), "--workers", "2"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"a.png", "b.jpg", "masks", "summary.csv"}
+    assert (out / "masks" / "a.png").is_file()
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert {r["name"]: r["status"] for r in rows} == {
+        "a.png": "done", "b.jpg": "done", "notes.txt": "skipped",
+    }  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"][0]["slicks"]
+    assert (inputs / "a.png").is_file()  # inputs are never deleted
+
+
+def test_segment_a_missing_input_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["segment", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
