@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from oilspill import features, sarinput, ships
+from oilspill import features, land, sarinput, ships
 from oilspill.overlay import draw_overlay
 from oilspill.segment import Cls, Georef, Raster, Segmentation, Ship, Slick
 
@@ -34,6 +34,7 @@ SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
 GROW_MIN_DB = 0.8
+_DISC15 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
 
 
 @dataclass
@@ -102,12 +103,15 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
     coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
     valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
 
-    land8 = find_land(coarse, valid8, noise_db / 8.0)
-    bg8 = sea_background(coarse, valid8 & ~land8, noise_db / 8.0)
+    rough8 = land.textured(coarse, valid8, noise_db / 8.0)
+    bg8 = sea_background(coarse, valid8 & ~rough8, noise_db / 8.0)
+    land8 = land.find_land(coarse, rough8, bg8, valid8)
+    if land8.any():
+        bg8 = sea_background(coarse, valid8 & ~land8, noise_db / 8.0)
     bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
-    land2 = cv2.resize(land8.astype(np.uint8), (w2, h2), interpolation=cv2.INTER_NEAREST) > 0
-    land = cv2.resize(land8.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
+    is_land = cv2.resize(land2.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
     sea2 = valid2 & ~land2
     c3 = bg2 - cv2.blur(half, (3, 3))
@@ -117,14 +121,16 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
     sig3, sig5 = _robust_sigma(c3, sea2), _robust_sigma(c5, sea2)
     seed_thr = max(SEED_MIN_DB, SEED_SIGMA * sig5)
     grow_thr = max(GROW_MIN_DB, GROW_SIGMA * sig5)
-    grow = (c5 > grow_thr) & sea2
+    # Half of the strongest contrast nearby: splits a sharp slick from a look-alike it lies in.
+    local_max = cv2.dilate(cv2.blur(c5, (5, 5)), _DISC15)
+    grow = (c5 > grow_thr) & (c5 > 0.5 * local_max) & sea2
     n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
     seeded = np.zeros(n, bool)
     seeded[np.unique(lab[c5 > seed_thr])] = True
     seeded[0] = False
 
     full_sm_k = 7 if sar.looks < 1.8 else 5
-    sea = valid & ~land
+    sea = valid & ~is_land
     objects: list[DarkObject] = []
     for i in np.flatnonzero(seeded):
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
@@ -134,13 +140,15 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
             objects.append(obj)
 
     mask = np.zeros((h, w), np.uint8)
-    mask[land] = Cls.LAND
+    mask[is_land] = Cls.LAND
     for cls in (Cls.LOOKALIKE, Cls.OIL):
         for o in objects:
             if o.cls == cls:
                 x, y, bw, bh = o.bbox
                 mask[y : y + bh, x : x + bw][o.region] = cls
-    found, ship_mask = ships.find_ships(db, bg, sea, noise_db)
+    near_land = cv2.dilate(land2.astype(np.uint8), np.ones((9, 9), np.uint8))
+    open_sea = sea & ~(cv2.resize(near_land, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
+    found, ship_mask = ships.find_ships(db, bg, open_sea, noise_db)
     mask[ship_mask] = Cls.SHIP
     thresholds = {
         "noise_db": round(noise_db, 3),
@@ -209,6 +217,8 @@ def _refine(
         cnr=level / max(sig3, 1e-3),
         edge_drop=(c_in - c_near) / level,
         halo=c_halo / level,
+        step=(c_in - c_near) / max(c_in - c_halo, 0.3),
+        surround_db=c_halo,
     )
     conf = features.oil_confidence(feats)
     cls = Cls.OIL if conf >= 0.5 else Cls.LOOKALIKE
@@ -275,27 +285,6 @@ def _ship_at_end(
         if d <= reach and math.hypot(s.x - cx, s.y - cy) >= 0.25 * length:
             return True
     return False
-
-
-def find_land(coarse: np.ndarray, valid: np.ndarray, noise8: float) -> np.ndarray:
-    """Bright textured land at 1/8 resolution: large, textured, not darker than the sea."""
-    mean = cv2.blur(coarse, (3, 3))
-    var = cv2.blur(coarse * coarse, (3, 3)) - mean * mean
-    tex = np.sqrt(np.maximum(var, 0.0))
-    thr = max(0.9, 3.0 * noise8)
-    cand = (tex > thr) & valid
-    if not cand.any():
-        return np.zeros(coarse.shape, bool)
-    ref = float(np.median(coarse[valid & ~cand])) if (valid & ~cand).any() else 0.0
-    cand &= coarse > ref - 3.0
-    c8 = cv2.morphologyEx(cand.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    c8 = cv2.morphologyEx(c8, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(c8, connectivity=8)
-    min_cells = max(150, int(0.01 * coarse.size))
-    keep = np.zeros(n, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
-    land: np.ndarray = keep[lab] & valid
-    return land
 
 
 def sea_background(coarse: np.ndarray, ok: np.ndarray, noise8: float) -> np.ndarray:

@@ -145,7 +145,7 @@ def make_scene(
     sigma_db = sea_db - damping
     ship_px = truth == Cls.SHIP
     sigma_db[ship_px] = sea_db[ship_px] + rng.uniform(15.0, 25.0)
-    land_db = rng.uniform(-8.0, -3.0) + _shapes.smooth_field(rng, (h, w), scale=25.0, amp=2.5)
+    land_db = rng.uniform(-5.0, 0.0) + _shapes.smooth_field(rng, (h, w), scale=25.0, amp=2.5)
     land_db += _shapes.smooth_field(rng, (h, w), scale=6.0, amp=1.5)
     sigma_db = np.where(land, land_db, sigma_db)
     truth[land] = Cls.LAND

@@ -1,0 +1,214 @@
+"""Benchmark of the embedded detector on synthetic scenes: quality, speed and memory.
+
+    python bench/detector.py                 # 50 scenes, seeds 0..49 (not tuned on)
+    python bench/detector.py --seed 1000 -n 100 --per-object objects.csv   # tuning set
+
+Prints figures; asserts nothing about time. Quality is measured against the
+generator's truth: pixel IoU/precision/recall of oil, slicks found (>= 25 %
+of the slick's pixels labelled oil), false oil objects on look-alikes and
+elsewhere, ships found (a detection within 6 px) and false ships, land IoU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from oilspill import detector
+from oilspill.segment import Cls, Raster, Segmentation
+from oilspill.synth import SynthScene, make_scene
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    land_i: int = 0
+    land_u: int = 0
+    slicks: int = 0
+    slicks_found: int = 0
+    false_on_lookalike: int = 0
+    false_elsewhere: int = 0
+    ships: int = 0
+    ships_found: int = 0
+    false_ships: int = 0
+    scenes: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+
+def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
+    truth, pred = scene.truth, seg.mask
+    t_oil, p_oil = truth == Cls.OIL, pred == Cls.OIL
+    t.tp += int(np.count_nonzero(t_oil & p_oil))
+    t.fp += int(np.count_nonzero(~t_oil & p_oil))
+    t.fn += int(np.count_nonzero(t_oil & ~p_oil))
+    t_land, p_land = truth == Cls.LAND, pred == Cls.LAND
+    t.land_i += int(np.count_nonzero(t_land & p_land))
+    t.land_u += int(np.count_nonzero(t_land | p_land))
+    for s in scene.slicks:
+        if s.cls != Cls.OIL:
+            continue
+        inst = scene.instances == s.id
+        n = int(np.count_nonzero(inst))
+        if n == 0:
+            continue
+        t.slicks += 1
+        t.slicks_found += int(np.count_nonzero(inst & p_oil) >= 0.25 * n)
+    for sl in seg.slicks:
+        x, y, w, h = sl.bbox
+        sub = scene.instances[y : y + h, x : x + w]
+        tsub = truth[y : y + h, x : x + w]
+        region = _region(seg, sl.bbox, sl.cls)
+        n = max(int(np.count_nonzero(region)), 1)
+        on_oil = np.count_nonzero(region & (tsub == Cls.OIL)) / n
+        on_la = np.count_nonzero(region & (tsub == Cls.LOOKALIKE)) / n
+        is_oil = on_oil >= 0.3
+        if sl.cls == Cls.OIL and not is_oil:
+            if on_la >= 0.3:
+                t.false_on_lookalike += 1
+            else:
+                t.false_elsewhere += 1
+        row = {"seed": seed, "oil": float(is_oil), "on_la": on_la, "cls": sl.cls}
+        row.update({"confidence": sl.confidence, **sl.features})
+        del sub
+        t.rows.append(row)
+    found = np.array([(s.x, s.y) for s in seg.ships]).reshape(-1, 2)
+    truth_ships = np.array(scene.ships).reshape(-1, 2)
+    for tx, ty in truth_ships:
+        t.ships += 1
+        if len(found) and np.min(np.hypot(found[:, 0] - tx, found[:, 1] - ty)) <= 6:
+            t.ships_found += 1
+    for fx, fy in found:
+        if (
+            not len(truth_ships)
+            or np.min(np.hypot(truth_ships[:, 0] - fx, truth_ships[:, 1] - fy)) > 6
+        ):
+            t.false_ships += 1
+    t.scenes += 1
+
+
+def _region(seg: Segmentation, bbox: tuple[int, int, int, int], cls: int) -> np.ndarray:
+    x, y, w, h = bbox
+    return np.asarray(seg.mask[y : y + h, x : x + w] == cls)
+
+
+def quality(seed: int, n: int, per_object: str | None) -> None:
+    t = Tally()
+    elapsed = 0.0
+    mpx = 0.0
+    for s in range(seed, seed + n):
+        scene = make_scene(s)
+        raster = Raster(scene.image, f"synth_{s}.png", "png")
+        t0 = time.perf_counter()
+        seg = detector.detect(raster)
+        elapsed += time.perf_counter() - t0
+        mpx += scene.image.size / 1e6
+        score(scene, seg, t, s)
+    iou = t.tp / max(t.tp + t.fp + t.fn, 1)
+    print(f"scenes {t.scenes} (seeds {seed}..{seed + n - 1}), 1250x650 quicklooks")
+    print(f"oil IoU {iou:.3f}  precision {t.tp / max(t.tp + t.fp, 1):.3f}  "
+          f"recall {t.tp / max(t.tp + t.fn, 1):.3f}")  # fmt: skip
+    print(f"slicks found {t.slicks_found}/{t.slicks} = {t.slicks_found / max(t.slicks, 1):.1%}")
+    print(f"false oil objects per scene: on look-alikes {t.false_on_lookalike / t.scenes:.2f}, "
+          f"elsewhere {t.false_elsewhere / t.scenes:.2f}")  # fmt: skip
+    print(f"ships found {t.ships_found}/{t.ships} = {t.ships_found / max(t.ships, 1):.1%}, "
+          f"false ships per scene {t.false_ships / t.scenes:.2f}")  # fmt: skip
+    print(f"land IoU {t.land_i / max(t.land_u, 1):.3f}")
+    print(f"speed (this loop, one thread): {mpx / elapsed:.1f} Mpx/s, "
+          f"{1000 * elapsed / t.scenes:.1f} ms per image")  # fmt: skip
+    _calibration(t.rows)
+    if per_object:
+        keys = sorted({k for r in t.rows for k in r})
+        with open(per_object, "w", newline="") as fh:
+            wr = csv.DictWriter(fh, keys)
+            wr.writeheader()
+            wr.writerows(t.rows)
+
+
+def _calibration(rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    conf = np.array([r["confidence"] for r in rows])
+    oil = np.array([r["oil"] for r in rows])
+    parts = []
+    for lo in (0.0, 0.2, 0.4, 0.6, 0.8):
+        sel = (conf >= lo) & (conf < lo + 0.2 + (1e-9 if lo == 0.8 else 0))
+        if sel.any():
+            parts.append(f"[{lo:.1f},{lo + 0.2:.1f}) n={sel.sum()} oil={oil[sel].mean():.2f}")
+    print("confidence calibration: " + "; ".join(parts))
+
+
+def speed_small(reps: int) -> None:
+    scenes = [make_scene(s) for s in range(900, 905)]
+    rasters = [Raster(sc.image, "x.png", "png") for sc in scenes]
+    detector.detect(rasters[0])
+    t0 = time.perf_counter()
+    for i in range(reps):
+        detector.detect(rasters[i % len(rasters)])
+    dt = (time.perf_counter() - t0) / reps
+    print(f"1250x650: {1250 * 650 / dt / 1e6:.1f} Mpx/s per core ({dt * 1000:.1f} ms per image)")
+
+
+def big_image(shape: tuple[int, int], dtype: str) -> np.ndarray:
+    """A large scene made of generated 1250x650 scenes, side by side."""
+    geotiff = dtype == "uint16"
+    tiles = [make_scene(800 + i, geotiff=geotiff).image for i in range(4)]
+    h, w = shape
+    out = np.empty((h, w), np.uint16 if geotiff else np.uint8)
+    th, tw = tiles[0].shape
+    k = 0
+    for y in range(0, h, th):
+        for x in range(0, w, tw):
+            tile = tiles[k % len(tiles)]
+            k += 1
+            out[y : y + th, x : x + tw] = tile[: min(th, h - y), : min(tw, w - x)]
+    return out
+
+
+def speed_big(h: int, w: int, dtype: str) -> None:
+    """Run in a fresh process so peak RSS is this scene's alone."""
+    img = big_image((h, w), dtype)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    cpu0 = time.process_time()
+    seg = detector.detect(Raster(img, "big", "tiff"))
+    dt = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mpx = h * w / 1e6
+    print(f"{w}x{h} {dtype}: {dt:.1f} s wall, {mpx / dt:.1f} Mpx/s wall, "
+          f"{mpx / cpu:.1f} Mpx/s per core (CPU time), peak RSS {peak:.0f} MiB "
+          f"(input alone {img.nbytes / 2**20:.0f} MiB, before detect {base:.0f} MiB), "
+          f"{len(seg.slicks)} objects, overlay {seg.overlay.shape[1]}x{seg.overlay.shape[0]}")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("-n", type=int, default=50)
+    ap.add_argument("--per-object", help="write per-object features to this CSV")
+    ap.add_argument("--no-big", action="store_true", help="skip the large-scene runs")
+    ap.add_argument("--big", nargs=3, metavar=("H", "W", "DTYPE"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.big:
+        speed_big(int(a.big[0]), int(a.big[1]), a.big[2])
+        return
+    quality(a.seed, a.n, a.per_object)
+    speed_small(40)
+    if not a.no_big:
+        for h, w, dt in ((10000, 10000, "uint8"), (16700, 25000, "uint16")):
+            cmd = [sys.executable, __file__, "--big", str(h), str(w), dt]
+            subprocess.run(cmd, check=False, env=os.environ.copy())
+
+
+if __name__ == "__main__":
+    main()
