@@ -48,7 +48,7 @@ def write_outputs(
         Path(f"{stem}.mask.tif").write_bytes(geo.encode_geotiff_mask(mask, raster.georef))
     else:
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
-            images.encode(mask, "tiff" if mask_name.endswith(".tif") else "png")
+            images.encode(mask, "tiff" if mask_name.endswith(".tif") else "png", labels=True)
         )
 
     preview = images.fit_within(images.to_display(raster.pixels), PREVIEW_PX)
