@@ -79,7 +79,8 @@ class Runner:
 
     def enqueue(self, job: Job) -> None:
         pending = [item for item in job.items if item.status is ItemStatus.PENDING]
-        self._remaining[job.id] = len(pending)
+        if pending:
+            self._remaining[job.id] = len(pending)
         for item in pending:
             self._queue.put_nowait((job, item))
         log.info("job %s queued: %d images, %d to process", job.id, job.total, len(pending))
