@@ -292,22 +292,25 @@ async def ml_segment(request: Request) -> Response:
         name = await receive_file(
             request, path, field="file", max_bytes=service.settings.max_upload_bytes
         )
-        body, fmt = await _segment_file(service.segmenter, service, path, name or "image")
+        body, fmt = await _segment_file(service, path, name or "image")
     return Response(body, media_type=f"image/{fmt}")
 
 
-async def _segment_file(
-    segmenter: Segmenter, service: Service, path: Path, name: str
-) -> tuple[bytes, str]:
-    head = await anyio.Path(path).read_bytes()
-    fmt = images.sniff(head[:64])
+async def _segment_file(service: Service, path: Path, name: str) -> tuple[bytes, str]:
+    """Segment one received image file; answer with its overlay, in its own format."""
+    fmt = images.sniff(await anyio.to_thread.run_sync(_head, path))
     if fmt is None:
         raise ImageError("the file is not a PNG, JPEG, WebP, BMP or TIFF image")
     raster = await service.cpu.run(images.load, path, name, fmt, service.settings.max_image_pixels)
     raster.source = path
-    seg = await segmenter.segment(raster)
+    seg = await service.segmenter.segment(raster)
     out_fmt = fmt if fmt != "tiff" else "png"
     return await service.cpu.run(images.encode, seg.overlay, out_fmt), out_fmt
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(64)
 
 
 # Web page and schema -----------------------------------------------------------
