@@ -68,4 +68,5 @@ def refine_land(
     thr = 0.5 * (level + sea_bg)
     out = core | (reach & (half_smooth > thr))
     out = cv2.medianBlur(out.astype(np.uint8), 5).astype(bool) | core
-    return out & valid
+    land: np.ndarray = out & valid
+    return land
