@@ -60,10 +60,9 @@ def refine_land(
     up = cv2.resize(land8.astype(np.float32), (w2, h2), interpolation=cv2.INTER_LINEAR) > 0.5
     if not up.any():
         return up
-    k = np.ones((13, 13), np.uint8)
     u8 = up.astype(np.uint8)
-    core = cv2.erode(u8, k).astype(bool)
-    reach = cv2.dilate(u8, k).astype(bool)
+    core = cv2.erode(u8, np.ones((33, 33), np.uint8)).astype(bool)
+    reach = cv2.dilate(u8, np.ones((9, 9), np.uint8)).astype(bool)
     level = float(np.median(half_smooth[core])) if core.any() else float(half_smooth[up].mean())
     thr = 0.5 * (level + sea_bg)
     out = core | (reach & (half_smooth > thr))

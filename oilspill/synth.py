@@ -113,16 +113,20 @@ def make_scene(
     n_blobs = int(rng.integers(0, 3))
     if n_tracks + n_blobs == 0:
         n_tracks = 1
-    for i in range(n_tracks + n_blobs):
-        if i < n_tracks:
+    drawn = 0
+    for i in range(n_tracks + n_blobs + 20):  # extra tries when a slick falls on land
+        if i >= n_tracks + n_blobs and drawn > 0:
+            break
+        if i < n_tracks or i >= n_tracks + n_blobs:
             shape, head, heading = _shapes.track(rng, (h, w))
             kind = "track"
         else:
             shape, head, heading = _shapes.blob(rng, (h, w)), None, 0.0
             kind = "blob"
         lab = shape & sea_ok
-        if lab.sum() < 60:
+        if lab.sum() < 60 or (head is not None and not sea_ok[int(head[1]), int(head[0])]):
             continue
+        drawn += 1
         d = rng.uniform(5.0, 10.0)
         edge = cv2.GaussianBlur(lab.astype(np.float32), (0, 0), 0.7)
         inner = d + _shapes.smooth_field(rng, (h, w), scale=40.0, amp=0.8)
