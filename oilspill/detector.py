@@ -29,6 +29,7 @@ from oilspill.segment import Cls, Georef, Raster, Segmentation, Ship, Slick
 NAME = "oilspill-sar"
 VERSION = "0.1.0"
 
+TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memory, 2 cores)
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
@@ -62,21 +63,34 @@ def detect(
     raster: Raster, *, pixel_size_m: float | None = None, form: str = "auto"
 ) -> Segmentation:
     """Find oil, look-alikes, ships and land in one raster."""
-    sar = sarinput.load(raster.pixels, form)
     px = _pixel_size(raster.georef, pixel_size_m)
-    an = analyse(sar)
-    slicks = make_slicks(an.objects, an.ships, px)
-    overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
+    h, w = raster.shape
+    if h * w > TILED_ABOVE_PX:
+        from oilspill import tiling
+
+        t = tiling.analyse_tiled(raster.pixels, form)
+        an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
+        slicks = make_slicks(an.objects, an.ships, px)
+        overlay = draw_overlay(
+            t.preview_db, t.preview_valid, an.mask, slicks, an.ships, scale=t.preview_scale
+        )
+        meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
+    else:
+        sar = sarinput.load(raster.pixels, form)
+        an = analyse(sar)
+        slicks = make_slicks(an.objects, an.ships, px)
+        overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
+        meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
     info: dict[str, Any] = {
         "detector": NAME,
         "version": VERSION,
-        "input_form": sar.form,
-        "sar_like": sar.sar_like,
-        "looks": round(sar.looks, 2),
-        "units_per_db": round(sar.units_per_db, 3),
+        "input_form": meta[0],
+        "sar_like": meta[1],
+        "looks": round(meta[2], 2),
+        "units_per_db": round(meta[3], 3),
         "thresholds": an.thresholds,
         "pixel_size_m": list(px) if px else None,
-        "warnings": list(sar.warnings),
+        "warnings": list(meta[4]),
     }
     if px is None:
         info["warnings"].append("pixel size unknown: areas in km² and lengths in m are null")
@@ -91,8 +105,12 @@ def _pixel_size(georef: Georef | None, arg: float | None) -> tuple[float, float]
     return None
 
 
-def analyse(sar: sarinput.SarImage) -> Analysis:
-    """Run the pipeline on a `SarImage` and return the class mask and objects."""
+def analyse(sar: sarinput.SarImage, sigmas: tuple[float, float] | None = None) -> Analysis:
+    """Run the pipeline on a `SarImage` and return the class mask and objects.
+
+    `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) instead of
+    measuring it, so that the tiles of one scene use the same thresholds.
+    """
     db, valid = sar.db, sar.valid
     h, w = db.shape
     noise_db = sarinput.speckle_std_db(sar.looks)
@@ -118,7 +136,7 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
     c5 = bg2 - cv2.blur(half, (5, 5))
     c3[~sea2] = 0.0
     c5[~sea2] = 0.0
-    sig3, sig5 = _robust_sigma(c3, sea2), _robust_sigma(c5, sea2)
+    sig3, sig5 = sigmas or (_robust_sigma(c3, sea2), _robust_sigma(c5, sea2))
     seed_thr = max(SEED_MIN_DB, SEED_SIGMA * sig5)
     grow_thr = max(GROW_MIN_DB, GROW_SIGMA * sig5)
     # Half of the strongest contrast nearby: splits a sharp slick from a look-alike it lies in.
@@ -153,6 +171,7 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
     thresholds = {
         "noise_db": round(noise_db, 3),
         "contrast_sigma_db": round(sig5, 3),
+        "contrast_sigma3_db": round(sig3, 3),
         "seed_db": round(seed_thr, 3),
         "grow_db": round(grow_thr, 3),
         "ship_cfar_db": round(ships.cfar_threshold_db(noise_db), 3),
@@ -162,7 +181,8 @@ def analyse(sar: sarinput.SarImage) -> Analysis:
 
 
 def _robust_sigma(c: np.ndarray, ok: np.ndarray) -> float:
-    sample = c[::3, ::3][ok[::3, ::3]]
+    step = 3 if c.size < 1_000_000 else 6
+    sample = c[::step, ::step][ok[::step, ::step]]
     if sample.size < 100:
         return 1.0
     med = float(np.median(sample))

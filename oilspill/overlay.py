@@ -42,17 +42,22 @@ def draw_overlay(
     slicks: list[Slick],
     ships: list[Ship],
     max_side: int = MAX_SIDE,
+    scale: float | None = None,
 ) -> np.ndarray:
     """BGR picture: oil filled cyan and outlined, look-alikes orange, ships circled, land green."""
-    grey, scale = quicklook(db, valid, max_side)
+    if scale is None:
+        grey, scale = quicklook(db, valid, max_side)
+    else:  # `db` and `valid` are already a quicklook at `scale` (tiled large scenes)
+        grey, _ = quicklook(db, valid, max(db.shape))
     img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     h, w = grey.shape
-    m = mask if scale == 1.0 else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-    tint = img.copy()
-    tint[m == Cls.OIL] = OIL_BGR
-    tint[m == Cls.LOOKALIKE] = LOOKALIKE_BGR
-    tint[m == Cls.LAND] = LAND_BGR
-    img = cv2.addWeighted(img, 0.6, tint, 0.4, 0.0)
+    m = mask if mask.shape == (h, w) else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    lut = np.zeros((256, 1, 3), np.uint8)
+    lut[Cls.OIL, 0], lut[Cls.LOOKALIKE, 0], lut[Cls.LAND, 0] = OIL_BGR, LOOKALIKE_BGR, LAND_BGR
+    tint = cv2.LUT(cv2.merge([m, m, m]), lut)
+    blend = cv2.addWeighted(img, 0.6, tint, 0.4, 0.0)
+    coloured = ((m == Cls.OIL) | (m == Cls.LOOKALIKE) | (m == Cls.LAND)).astype(np.uint8)
+    cv2.copyTo(blend, coloured, img)
     for s in slicks:
         pts = np.round(np.asarray(s.polygon, np.float64) * scale).astype(np.int32)
         if len(pts) >= 2:

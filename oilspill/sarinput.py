@@ -94,8 +94,14 @@ def detect_form(grey: np.ndarray) -> str:
     return "sigma0"
 
 
-def load(pixels: np.ndarray, form: str = "auto") -> SarImage:
-    """Convert raster pixels to a `SarImage` in dB."""
+def load(
+    pixels: np.ndarray, form: str = "auto", *, speckle: tuple[float, float] | None = None
+) -> SarImage:
+    """Convert raster pixels to a `SarImage` in dB.
+
+    `speckle` = (looks, units per dB) skips the estimate: tiles of one large scene
+    share the estimate made on the whole scene, so they agree at their borders.
+    """
     if form not in FORMS:
         raise ValueError(f"unknown input form {form!r}; expected one of {', '.join(FORMS)}")
     grey, alpha, sar_like = to_grey(pixels)
@@ -123,10 +129,15 @@ def load(pixels: np.ndarray, form: str = "auto") -> SarImage:
     if not valid.any():
         warnings.append("no valid pixels")
         return SarImage(np.zeros_like(db), valid, form, 1.0, 1.0, sar_like, warnings)
-    looks, width_units = estimate_speckle(db, valid)
     units = 1.0
+    if speckle is not None:
+        looks, units = speckle
+    else:
+        looks, width_units = estimate_speckle(db, valid)
+        if form == "quicklook8":
+            units = width_units / float(np.interp(looks, _LOOKS, _WIDTH_DB))
+            units = float(np.clip(units, 1.5, 30))
     if form == "quicklook8":
-        units = float(np.clip(width_units / float(np.interp(looks, _LOOKS, _WIDTH_DB)), 1.5, 30))
         db *= np.float32(1.0 / units)
     fill = float(np.median(db[::7, ::7][valid[::7, ::7]])) if valid.any() else 0.0
     db[nod] = fill
@@ -160,8 +171,8 @@ def estimate_speckle(db: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
     r = resid[ok]
     if r.size < 1000:
         return 1.0, float(_WIDTH_DB[0])
-    if r.size > 400_000:
-        r = r[:: r.size // 400_000 + 1]
+    if r.size > 120_000:
+        r = r[:: r.size // 120_000 + 1]
     q10, q50, q90 = np.percentile(r, [10, 50, 90])
     width = float(q90 - q10)
     ratio = float((q50 - q10) / max(q90 - q50, 1e-6))
