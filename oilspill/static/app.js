@@ -1,0 +1,730 @@
+// The web page: upload a zip, follow the job, look at the results, download them in time.
+//
+// Everything shown comes from the public v1 API:
+//   POST   /api/v1/jobs                         upload (XMLHttpRequest, for upload progress)
+//   GET    /api/v1/jobs/{id}                    the job resource, polled
+//   DELETE /api/v1/jobs/{id}                    cancel / delete
+//   GET    /api/v1/jobs/{id}/images/{i}         one image's detections (confidence per slick)
+//   GET    /api/v1/jobs/{id}/images/{i}/{kind}  thumbnail, overlay, original
+// A job has its own address, /jobs/{id}, so it can be reloaded or shared.
+
+import {
+  formatArea,
+  formatBytes,
+  formatDuration,
+  formatNumber,
+  formatPercent,
+  initialLanguage,
+  language,
+  setLanguage,
+  t,
+  translatePage,
+} from "./i18n.js";
+
+const POLL_ACTIVE_MS = 1000; // while the job is queued or running
+const POLL_FINISHED_MS = 10000; // afterwards, to keep the countdown in sync
+const POLL_RETRY_MS = 3000; // after a network error
+const DETAIL_CONCURRENCY = 3;
+const CARD_CONFIDENCES = 3; // confidences listed on a card; the viewer lists all
+
+const state = {
+  generation: 0, // bumped whenever the page switches job; late answers are dropped
+  jobId: null,
+  job: null, // last job resource from the server
+  ended: null, // "expired" | "cancelled" | "missing" once the job is gone
+  offline: false,
+  secondsLeft: 0, // the server's seconds_left ...
+  syncedAt: 0, // ... as of this performance.now()
+  pollTimer: 0,
+  details: new Map(), // image index -> detail record, or "error"
+  detailQueue: [],
+  detailsLoading: 0,
+  upload: null, // the XMLHttpRequest in flight
+  uploadProgress: null, // {name, loaded, total, sent}
+  uploadMessage: null, // {key, params, detail, retry}
+  viewerIndex: null,
+};
+
+const $ = (id) => document.getElementById(id);
+
+/** Create an element with attributes (`dataset` and `text` handled specially) and children. */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (name === "dataset") Object.assign(node.dataset, value);
+    else if (name === "text") node.textContent = value;
+    else node.setAttribute(name, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+// Upload ------------------------------------------------------------------------
+
+function startUpload(file) {
+  state.upload?.abort();
+  const xhr = new XMLHttpRequest();
+  state.upload = xhr;
+  state.uploadMessage = null;
+  state.uploadProgress = { name: file.name, loaded: 0, total: file.size, sent: false };
+  xhr.open("POST", "/api/v1/jobs");
+  xhr.responseType = "json";
+  xhr.upload.addEventListener("progress", (event) => {
+    const total = event.lengthComputable ? event.total : file.size;
+    Object.assign(state.uploadProgress, { loaded: event.loaded, total });
+    renderUpload();
+  });
+  xhr.upload.addEventListener("load", () => {
+    state.uploadProgress.sent = true;
+    renderUpload();
+  });
+  xhr.addEventListener("load", () => uploadAnswered(xhr, file));
+  xhr.addEventListener("error", () => uploadFailed(xhr, { key: "upload.network" }));
+  xhr.addEventListener("abort", () => uploadFailed(xhr, { key: "upload.stopped" }));
+  const form = new FormData();
+  form.append("file", file, file.name);
+  xhr.send(form);
+  renderUpload();
+}
+
+function uploadAnswered(xhr, file) {
+  if (state.upload !== xhr) return;
+  state.upload = null;
+  state.uploadProgress = null;
+  const body = xhr.response;
+  if (xhr.status === 202 && body?.id) {
+    state.uploadMessage = {
+      key: "upload.accepted",
+      params: { name: file.name, total: formatBytes(file.size), images: body.progress.total },
+      kind: "ok",
+    };
+    renderUpload();
+    openJob(body.id, { push: true, resource: body });
+    return;
+  }
+  state.uploadMessage = {
+    key: "upload.rejected",
+    params: { name: file.name, status: xhr.status },
+    detail: body?.detail ?? xhr.statusText,
+    retry: Number(xhr.getResponseHeader("Retry-After")) || 0,
+  };
+  renderUpload();
+  $("upload-message").scrollIntoView({ block: "nearest" });
+}
+
+function uploadFailed(xhr, message) {
+  if (state.upload !== xhr) return;
+  state.upload = null;
+  state.uploadProgress = null;
+  state.uploadMessage = message;
+  renderUpload();
+}
+
+function renderUpload() {
+  const progress = state.uploadProgress;
+  $("upload-progress").hidden = !progress;
+  if (progress) {
+    const fraction = progress.total ? progress.loaded / progress.total : 0;
+    $("upload-bar").value = Math.round(fraction * 100);
+    $("upload-text").textContent = progress.sent
+      ? t("upload.unpacking", { total: formatBytes(progress.total) })
+      : t("upload.progress", {
+          name: progress.name,
+          loaded: formatBytes(progress.loaded),
+          total: formatBytes(progress.total),
+          percent: formatPercent(fraction),
+        });
+    $("upload-stop").hidden = progress.sent;
+  }
+  renderUploadMessage();
+}
+
+function renderUploadMessage() {
+  const box = $("upload-message");
+  const message = state.uploadMessage;
+  box.hidden = !message;
+  box.replaceChildren();
+  if (!message) return;
+  box.dataset.kind = message.kind ?? "error";
+  box.setAttribute("role", message.kind === "ok" ? "status" : "alert");
+  box.append(el("strong", { text: t(message.key, message.params) }));
+  if (message.detail) box.append(" ", el("span", { class: "detail", text: message.detail }));
+  if (message.retry) box.append(" ", t("upload.retry", { seconds: message.retry }));
+}
+
+function pickFiles(files) {
+  if (!files || files.length === 0) return;
+  if (files.length > 1) {
+    state.uploadMessage = { key: "upload.one" };
+    renderUpload();
+    return;
+  }
+  startUpload(files[0]);
+}
+
+function setUpDropping() {
+  const input = $("file");
+  const drop = $("drop");
+  drop.addEventListener("click", () => input.click());
+  input.addEventListener("change", () => {
+    pickFiles(input.files);
+    input.value = ""; // the same file can be picked again
+  });
+  // The whole window takes the drop, so a near miss does not open the zip in the tab.
+  let depth = 0;
+  const dragging = (on) => {
+    drop.classList.toggle("dragging", on);
+    $("drop").querySelector(".drop-title").textContent = t(on ? "drop.active" : "drop.title");
+  };
+  const hasFiles = (event) => event.dataTransfer?.types.includes("Files");
+  window.addEventListener("dragenter", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    depth += 1;
+    dragging(true);
+  });
+  window.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+  });
+  window.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) dragging(false);
+  });
+  window.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    depth = 0;
+    dragging(false);
+    pickFiles(event.dataTransfer.files);
+  });
+  $("upload-stop").addEventListener("click", () => state.upload?.abort());
+}
+
+// Job: opening, polling, ending ------------------------------------------------------
+
+function jobIdFromPath() {
+  const match = location.pathname.match(/^\/jobs\/([^/]+)\/?$/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function resetJob(id) {
+  state.generation += 1;
+  clearTimeout(state.pollTimer);
+  Object.assign(state, { jobId: id, job: null, ended: null, offline: false, viewerIndex: null });
+  state.details = new Map();
+  state.detailQueue = [];
+  if ($("viewer").open) $("viewer").close();
+  $("gallery").replaceChildren();
+}
+
+function openJob(id, { push = false, resource = null } = {}) {
+  resetJob(id);
+  if (push) history.pushState(null, "", `/jobs/${encodeURIComponent(id)}`);
+  if (resource) applyResource(resource);
+  else {
+    renderJob();
+    poll();
+  }
+}
+
+function closeJob() {
+  resetJob(null);
+  renderJob();
+}
+
+function forgetAcceptedUpload() {
+  if (state.uploadMessage?.kind === "ok") state.uploadMessage = null;
+  renderUpload();
+}
+
+function route() {
+  forgetAcceptedUpload();
+  const id = jobIdFromPath();
+  if (id && id !== state.jobId) openJob(id);
+  else if (!id) closeJob();
+}
+
+function schedulePoll(ms) {
+  clearTimeout(state.pollTimer);
+  state.pollTimer = setTimeout(poll, ms);
+}
+
+async function poll() {
+  const { generation, jobId } = state;
+  clearTimeout(state.pollTimer);
+  let response;
+  try {
+    response = await fetch(`/api/v1/jobs/${encodeURIComponent(jobId)}`, { cache: "no-store" });
+  } catch {
+    if (generation !== state.generation) return;
+    state.offline = true;
+    renderJob();
+    schedulePoll(POLL_RETRY_MS);
+    return;
+  }
+  if (generation !== state.generation) return;
+  if (response.status === 404) {
+    endJob(isDue() ? "expired" : "missing");
+  } else if (response.ok) {
+    applyResource(await response.json());
+  } else {
+    state.offline = true;
+    renderJob();
+    schedulePoll(POLL_RETRY_MS);
+  }
+}
+
+/** Seconds until the results are deleted, counted down locally from the last sync. */
+function secondsLeft() {
+  return Math.max(0, state.secondsLeft - (performance.now() - state.syncedAt) / 1000);
+}
+
+function isFinished(job) {
+  return job?.state === "succeeded" || job?.state === "failed";
+}
+
+function isDue() {
+  return isFinished(state.job) && secondsLeft() < 3;
+}
+
+function applyResource(job) {
+  state.job = job;
+  state.offline = false;
+  state.secondsLeft = job.seconds_left;
+  state.syncedAt = performance.now();
+  renderJob();
+  queueDetails(job);
+  if (!isFinished(job)) schedulePoll(POLL_ACTIVE_MS);
+  else schedulePoll(Math.min(POLL_FINISHED_MS, Math.max(1000, job.seconds_left * 1000 + 300)));
+}
+
+function endJob(kind) {
+  clearTimeout(state.pollTimer);
+  state.ended = kind;
+  state.offline = false;
+  if ($("viewer").open) $("viewer").close();
+  renderJob();
+}
+
+async function cancelJob() {
+  const { generation, jobId, job } = state;
+  const question = isFinished(job) ? t("job.delete") : t("job.cancel");
+  if (!window.confirm(`${question}?`)) return;
+  $("cancel").disabled = true;
+  try {
+    const response = await fetch(`/api/v1/jobs/${encodeURIComponent(jobId)}`, {
+      method: "DELETE",
+    });
+    if (generation !== state.generation) return;
+    if (response.ok || response.status === 404) endJob("cancelled");
+  } catch {
+    state.offline = true;
+    renderJob();
+  } finally {
+    $("cancel").disabled = false;
+  }
+}
+
+function tick() {
+  if (!state.job || state.ended) return;
+  renderCountdown();
+  if (isFinished(state.job) && secondsLeft() <= 0 && !state.offline) poll();
+}
+
+// Job: rendering -------------------------------------------------------------------
+
+function renderJob() {
+  const section = $("job");
+  section.hidden = !state.jobId;
+  if (!state.jobId) {
+    document.title = `${t("page.title")} · oilspill`;
+    return;
+  }
+  const job = state.job;
+  renderState();
+  renderActions();
+  renderProgress();
+  renderCountdown();
+  renderJobMessage();
+  $("summary").hidden = !job;
+  $("gallery").hidden = !job || Boolean(state.ended);
+  if (job) {
+    renderSummary(job);
+    renderGallery(job);
+  }
+}
+
+function stateKey() {
+  if (state.ended) return state.ended;
+  return state.job ? state.job.state : "loading";
+}
+
+function renderState() {
+  const key = stateKey();
+  const badge = $("job-state");
+  badge.textContent = t(`job.state.${key}`);
+  badge.dataset.state = key;
+  $("job").dataset.state = key;
+}
+
+function renderActions() {
+  const job = state.job;
+  const download = $("download");
+  const ready = isFinished(job) && !state.ended && job.links?.result;
+  if (ready) download.href = job.links.result;
+  else download.removeAttribute("href");
+  download.setAttribute("aria-disabled", String(!ready));
+  const cancel = $("cancel");
+  cancel.hidden = !job || Boolean(state.ended);
+  cancel.textContent = t(isFinished(job) ? "job.delete" : "job.cancel");
+}
+
+function renderProgress() {
+  const job = state.job;
+  const { done = 0, total = 0, failed = 0 } = job?.progress ?? {};
+  const bar = $("job-bar");
+  bar.max = Math.max(1, total);
+  bar.value = done;
+  let text = job ? t("job.progress", { done, total }) : "";
+  if (failed) text += ` · ${t("job.failedCount", { failed })}`;
+  $("job-progress-text").textContent = text;
+  const running = job && !isFinished(job) && !state.ended;
+  const prefix = running ? `(${done}/${total}) ` : "";
+  document.title = `${prefix}${t("page.title")} · oilspill`;
+}
+
+function renderCountdown() {
+  const box = $("job-countdown");
+  const job = state.job;
+  box.dataset.kind = "";
+  if (state.ended || !job) box.textContent = "";
+  else if (!isFinished(job)) box.textContent = t("job.kept");
+  else {
+    const left = secondsLeft();
+    box.textContent = t("job.countdown", { time: formatDuration(left) });
+    box.dataset.kind = left < 60 ? "soon" : "";
+  }
+}
+
+function renderJobMessage() {
+  const box = $("job-message");
+  const job = state.job;
+  let text = "";
+  if (state.ended) text = t(`job.${state.ended}`);
+  else if (state.offline) text = t("job.offline");
+  else if (job?.state === "failed" && job.error) text = t("job.failedWhy", { error: job.error });
+  box.textContent = text;
+  box.hidden = !text;
+  box.dataset.kind = state.ended || (state.offline ? "offline" : "");
+}
+
+function summarize(job) {
+  const done = job.images.filter((image) => image.status === "done");
+  const known = done.filter((image) => image.oil_area_km2 !== null);
+  const unknown = done.filter((image) => image.oil_area_km2 === null);
+  const km2 = known.reduce((sum, image) => sum + image.oil_area_km2, 0);
+  const pixels = unknown.reduce((sum, image) => sum + image.oil_pixels, 0);
+  let area = formatArea(km2, 0);
+  if (unknown.length && !known.length) area = formatArea(null, pixels);
+  else if (unknown.length && pixels) area += ` + ${formatArea(null, pixels)}`;
+  return {
+    images: formatNumber(job.progress.total),
+    processed: formatNumber(done.length),
+    withSlicks: formatNumber(done.filter((image) => image.slicks > 0).length),
+    area: done.length ? area : "–",
+    failed: formatNumber(job.progress.failed),
+    skipped: formatNumber(job.skipped.length),
+  };
+}
+
+function renderSummary(job) {
+  const values = summarize(job);
+  for (const dd of $("summary").querySelectorAll("dd")) dd.textContent = values[dd.dataset.key];
+  const skipped = $("skipped");
+  skipped.hidden = job.skipped.length === 0 || Boolean(state.ended);
+  skipped.textContent = `${t("summary.skipped")}: ${job.skipped.join(", ")}`;
+}
+
+// Gallery ---------------------------------------------------------------------------
+
+function renderGallery(job) {
+  const gallery = $("gallery");
+  for (const image of job.images) {
+    let card = gallery.children[image.index];
+    if (!card) {
+      card = createCard(image);
+      gallery.append(card);
+    }
+    updateCard(card, image);
+  }
+}
+
+function createCard(image) {
+  const thumb = el(
+    "button",
+    { type: "button", class: "thumb" },
+    el("img", { alt: "", width: "360", height: "203", decoding: "async" }),
+    el("span", { class: "thumb-mark", "aria-hidden": "true" }),
+  );
+  thumb.addEventListener("click", () => openViewer(image.index));
+  return el(
+    "li",
+    { class: "card", dataset: { index: image.index, name: image.name } },
+    thumb,
+    el(
+      "div",
+      { class: "card-body" },
+      el("h4", { class: "card-name", title: image.name, text: image.name }),
+      el("p", { class: "card-line count" }),
+      el("p", { class: "card-line area" }),
+      el("p", { class: "card-line confidence" }),
+    ),
+  );
+}
+
+function updateCard(card, image) {
+  card.dataset.status = image.status;
+  const thumb = card.querySelector(".thumb");
+  const img = thumb.querySelector("img");
+  const done = image.status === "done";
+  thumb.disabled = !done;
+  thumb.setAttribute("aria-label", t("image.enlarge", { name: image.name }));
+  if (done && img.getAttribute("src") !== image.links.thumbnail) img.src = image.links.thumbnail;
+  thumb.querySelector(".thumb-mark").textContent = t(`image.${image.status}`);
+  const [count, area, confidence] = card.querySelectorAll(".card-line");
+  count.dataset.slicks = done ? image.slicks : "";
+  if (done) count.replaceChildren(...countParts(image));
+  else count.textContent = t(`image.${image.status}`);
+  area.textContent = done ? t("image.area", { area: areaOf(image) }) : "";
+  confidence.textContent = done ? confidenceText(image.index) : "";
+  card.querySelector(".card-line.count").classList.toggle("error", image.status === "failed");
+  if (image.status === "failed") {
+    area.textContent = t("image.why", { error: image.error || "?" });
+    area.title = image.error || "";
+  }
+}
+
+function countParts(image) {
+  const parts = [t("image.slicks", { n: formatNumber(image.slicks) })];
+  if (image.lookalikes) {
+    const text = t("image.lookalikes", { n: formatNumber(image.lookalikes) });
+    parts.push(" ", el("span", { class: "lookalikes", text: `· ${text}` }));
+  }
+  return parts;
+}
+
+function areaOf(image) {
+  return formatArea(image.oil_area_km2, image.oil_pixels);
+}
+
+function oilSlicks(index) {
+  const detail = state.details.get(index);
+  if (!detail || detail === "error") return null;
+  return detail.slicks.filter((slick) => slick.cls === 1).sort((a, b) => b.confidence - a.confidence);
+}
+
+function confidenceText(index) {
+  const detail = state.details.get(index);
+  if (detail === "error") return "";
+  const slicks = oilSlicks(index);
+  if (!slicks) return "…";
+  if (slicks.length === 0) return t("image.noOil");
+  const shown = slicks.slice(0, CARD_CONFIDENCES).map((slick) => formatPercent(slick.confidence));
+  let list = shown.join(", ");
+  if (slicks.length > CARD_CONFIDENCES) {
+    list += ` ${t("image.more", { n: slicks.length - CARD_CONFIDENCES })}`;
+  }
+  return t("image.confidence", { list });
+}
+
+// Image details: slicks with their confidence, fetched once per image ------------------
+
+function queueDetails(job) {
+  for (const image of job.images) {
+    const known = state.details.has(image.index) || state.detailQueue.includes(image.index);
+    if (image.status === "done" && !known) state.detailQueue.push(image.index);
+  }
+  pumpDetails();
+}
+
+function pumpDetails() {
+  while (state.detailsLoading < DETAIL_CONCURRENCY && state.detailQueue.length) {
+    loadDetail(state.detailQueue.shift());
+  }
+}
+
+async function loadDetail(index) {
+  const { generation, jobId } = state;
+  state.detailsLoading += 1;
+  let record = "error";
+  try {
+    const url = `/api/v1/jobs/${encodeURIComponent(jobId)}/images/${index}`;
+    const response = await fetch(url);
+    if (response.ok) record = await response.json();
+  } catch {
+    // shown as "could not load" in the viewer; the card just lists no confidences
+  }
+  if (generation === state.generation) {
+    state.details.set(index, record);
+    state.detailsLoading -= 1;
+    const card = $("gallery").children[index];
+    const image = state.job?.images[index];
+    if (card && image) updateCard(card, image);
+    if (state.viewerIndex === index) renderDetections();
+    pumpDetails();
+  }
+}
+
+// The enlarged view -------------------------------------------------------------------
+
+function doneIndices() {
+  return (state.job?.images ?? []).filter((i) => i.status === "done").map((i) => i.index);
+}
+
+function openViewer(index) {
+  state.viewerIndex = index;
+  renderViewer();
+  const dialog = $("viewer");
+  if (!dialog.open) dialog.showModal();
+  $("viewer-close").focus();
+}
+
+function stepViewer(step) {
+  const indices = doneIndices();
+  const at = indices.indexOf(state.viewerIndex);
+  if (at < 0 || indices.length < 2) return;
+  state.viewerIndex = indices[(at + step + indices.length) % indices.length];
+  renderViewer();
+}
+
+function renderViewer() {
+  const image = state.job?.images[state.viewerIndex];
+  if (!image || image.status !== "done") return;
+  $("viewer-title").textContent = image.name;
+  $("viewer-summary").textContent = [
+    t("image.slicks", { n: formatNumber(image.slicks) }),
+    t("image.lookalikes", { n: formatNumber(image.lookalikes) }),
+    t("viewer.ships", { n: formatNumber(image.ships) }),
+    t("image.area", { area: areaOf(image) }),
+  ].join(" · ");
+  const ratio = `${image.width || 16} / ${image.height || 9}`;
+  for (const [id, link, caption] of [
+    ["viewer-overlay", image.links.overlay, "viewer.overlay"],
+    ["viewer-original", image.links.original, "viewer.original"],
+  ]) {
+    const img = $(id);
+    img.parentElement.style.aspectRatio = ratio;
+    if (img.getAttribute("src") !== link) img.src = link;
+    img.alt = `${image.name}: ${t(caption)}`;
+  }
+  const many = doneIndices().length > 1;
+  $("viewer-prev").hidden = !many;
+  $("viewer-next").hidden = !many;
+  renderDetections();
+}
+
+function renderDetections() {
+  const box = $("viewer-detections");
+  const index = state.viewerIndex;
+  const detail = state.details.get(index);
+  box.replaceChildren();
+  if (detail === undefined) box.append(el("p", { text: t("viewer.loading") }));
+  else if (detail === "error") box.append(el("p", { text: t("viewer.loadFailed") }));
+  else if (detail.slicks.length === 0) box.append(el("p", { text: t("viewer.none") }));
+  else box.append(detectionTable(detail.slicks));
+}
+
+function detectionTable(slicks) {
+  const columns = ["id", "cls", "confidence", "area", "length"];
+  const numeric = new Set(["confidence", "area", "length"]);
+  const header = (column) =>
+    el("th", {
+      scope: "col",
+      class: numeric.has(column) ? "num" : "",
+      text: t(`viewer.col.${column}`),
+    });
+  const head = el("tr", {}, ...columns.map(header));
+  const rows = [...slicks]
+    .sort((a, b) => a.cls - b.cls || b.confidence - a.confidence)
+    .map((slick) =>
+      el(
+        "tr",
+        { class: `cls-${slick.cls}` },
+        el("td", { text: String(slick.id) }),
+        el("td", {}, clsLabel(slick.cls)),
+        el("td", { class: "num", text: formatPercent(slick.confidence) }),
+        el("td", { class: "num", text: formatArea(slick.area_km2 ?? null, slick.area_px) }),
+        el("td", { class: "num", text: lengthOf(slick) }),
+      ),
+    );
+  return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+function clsLabel(cls) {
+  const swatch = el("span", { class: "swatch", "aria-hidden": "true" });
+  return el("span", { class: "cls" }, swatch, el("span", { text: t(`cls.${cls}`) }));
+}
+
+function lengthOf(slick) {
+  if (typeof slick.length_m !== "number") return "–";
+  return `${formatNumber(slick.length_m / 1000, 1)}\u00a0${t("unit.km")}`;
+}
+
+function setUpViewer() {
+  const dialog = $("viewer");
+  $("viewer-close").addEventListener("click", () => dialog.close());
+  $("viewer-prev").addEventListener("click", () => stepViewer(-1));
+  $("viewer-next").addEventListener("click", () => stepViewer(1));
+  dialog.addEventListener("click", (event) => {
+    if (event.target === dialog) dialog.close(); // a click on the backdrop
+  });
+  dialog.addEventListener("keydown", (event) => {
+    if (event.key === "ArrowLeft") stepViewer(-1);
+    else if (event.key === "ArrowRight") stepViewer(1);
+  });
+  dialog.addEventListener("close", () => {
+    const card = $("gallery").children[state.viewerIndex];
+    state.viewerIndex = null;
+    card?.querySelector(".thumb")?.focus();
+  });
+}
+
+// Language ----------------------------------------------------------------------------
+
+function applyLanguage(lang, remember) {
+  setLanguage(lang, remember);
+  translatePage();
+  for (const button of document.querySelectorAll(".lang-button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
+  }
+  renderUpload();
+  renderJob();
+  if (state.viewerIndex !== null) renderViewer();
+}
+
+// Start -------------------------------------------------------------------------------
+
+function start() {
+  applyLanguage(initialLanguage(), false);
+  for (const button of document.querySelectorAll(".lang-button")) {
+    button.addEventListener("click", () => applyLanguage(button.dataset.lang, true));
+  }
+  setUpDropping();
+  setUpViewer();
+  $("cancel").addEventListener("click", cancelJob);
+  $("home").addEventListener("click", (event) => {
+    if (event.metaKey || event.ctrlKey || event.shiftKey) return;
+    event.preventDefault();
+    if (location.pathname !== "/") history.pushState(null, "", "/");
+    forgetAcceptedUpload();
+    closeJob();
+  });
+  window.addEventListener("popstate", route);
+  setInterval(tick, 1000);
+  route();
+  document.body.dataset.ready = "true";
+}
+
+start();

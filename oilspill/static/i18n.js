@@ -1,0 +1,277 @@
+// Texts of the page in English and Russian, and the helpers that pick and format them.
+//
+// Russian texts are written as "label: number" where a number follows, so
+// no word has to agree with it. Messages from the server are shown as they
+// come (in English): they are the server's own words.
+
+const TEXTS = {
+  en: {
+    "page.title": "Oil spill finder",
+    "page.tagline":
+      "Upload a zip of SAR satellite images. Each image is searched for oil slicks; " +
+      "you get annotated pictures, masks and a report.",
+    "lang.label": "Language",
+    "drop.title": "Drop a zip of images here",
+    "drop.or": "or press to choose a file",
+    "drop.hint": "PNG, JPEG, WebP, BMP or TIFF images inside a .zip",
+    "drop.active": "Release to upload",
+    "upload.progress": "Uploading {name}: {loaded} of {total} ({percent})",
+    "upload.unpacking": "Uploaded {total}. The server is checking the archive…",
+    "upload.accepted": "{name} ({total}) was accepted: {images} images.",
+    "upload.stop": "Stop upload",
+    "upload.stopped": "Upload stopped.",
+    "upload.rejected": "The server did not accept {name} ({status}):",
+    "upload.retry": "Try again in {seconds} s.",
+    "upload.network": "Could not reach the server. Check the connection and try again.",
+    "upload.one": "Drop one zip file at a time.",
+    "job.heading": "Job",
+    "job.state.queued": "Queued",
+    "job.state.running": "Processing",
+    "job.state.succeeded": "Done",
+    "job.state.failed": "Failed",
+    "job.state.expired": "Expired",
+    "job.state.cancelled": "Deleted",
+    "job.state.missing": "Not found",
+    "job.state.loading": "Loading…",
+    "job.progress": "Images processed: {done} of {total}",
+    "job.failedCount": "failed: {failed}",
+    "job.kept": "Results are kept for a limited time after processing ends.",
+    "job.countdown": "Results are deleted in {time}",
+    "job.expired": "The results have expired and were deleted from the server.",
+    "job.cancelled": "The job was deleted, with all its files.",
+    "job.missing":
+      "There is no such job: the link is wrong, or the job was deleted or its results expired.",
+    "job.failedWhy": "The job failed: {error}",
+    "job.offline": "The server does not answer; trying again…",
+    "job.link": "The address of this page opens this job while its results are kept.",
+    "job.download": "Download results (.zip)",
+    "job.cancel": "Cancel job",
+    "job.delete": "Delete now",
+    "job.new": "New upload",
+    "summary.heading": "Summary",
+    "summary.images": "Images",
+    "summary.processed": "Processed",
+    "summary.withSlicks": "With oil slicks",
+    "summary.area": "Total oil area",
+    "summary.failed": "Failed",
+    "summary.skipped": "Skipped (not images)",
+    "gallery.heading": "Images",
+    "image.pending": "Waiting",
+    "image.done": "Done",
+    "image.failed": "Failed",
+    "image.enlarge": "Enlarge {name}",
+    "image.slicks": "Oil slicks: {n}",
+    "image.lookalikes": "look-alikes: {n}",
+    "image.area": "Oil area: {area}",
+    "image.confidence": "Confidence: {list}",
+    "image.noOil": "No oil found",
+    "image.more": "+{n}",
+    "image.why": "Why: {error}",
+    "viewer.overlay": "Found (annotated)",
+    "viewer.original": "Original",
+    "viewer.close": "Close",
+    "viewer.prev": "Previous image",
+    "viewer.next": "Next image",
+    "viewer.legend":
+      "Cyan: oil. Orange: look-alike (natural film, low wind). Red circle: ship. Green: land.",
+    "viewer.detections": "Detections",
+    "viewer.ships": "ships: {n}",
+    "viewer.none": "Nothing was found on this image.",
+    "viewer.loading": "Loading details…",
+    "viewer.loadFailed": "Could not load the details of this image.",
+    "viewer.col.id": "#",
+    "viewer.col.cls": "Class",
+    "viewer.col.confidence": "Confidence",
+    "viewer.col.area": "Area",
+    "viewer.col.length": "Length",
+    "cls.1": "oil",
+    "cls.2": "look-alike",
+    "unit.km2": "km²",
+    "unit.px": "px",
+    "unit.km": "km",
+    "unit.bytes": ["B", "KB", "MB", "GB"],
+    "footer.api": "API description",
+  },
+  ru: {
+    "page.title": "Поиск нефтяных разливов",
+    "page.tagline":
+      "Загрузите zip-архив радарных (SAR) спутниковых снимков. На каждом снимке ищутся " +
+      "нефтяные пятна; вы получите размеченные изображения, маски и отчёт.",
+    "lang.label": "Язык",
+    "drop.title": "Перетащите сюда zip-архив со снимками",
+    "drop.or": "или нажмите, чтобы выбрать файл",
+    "drop.hint": "Внутри .zip — изображения PNG, JPEG, WebP, BMP или TIFF",
+    "drop.active": "Отпустите, чтобы загрузить",
+    "upload.progress": "Загрузка {name}: {loaded} из {total} ({percent})",
+    "upload.unpacking": "Загружено {total}. Сервер проверяет архив…",
+    "upload.accepted": "Файл {name} ({total}) принят, снимков: {images}.",
+    "upload.stop": "Прервать загрузку",
+    "upload.stopped": "Загрузка прервана.",
+    "upload.rejected": "Сервер не принял {name} ({status}):",
+    "upload.retry": "Попробуйте снова через {seconds} с.",
+    "upload.network": "Сервер недоступен. Проверьте соединение и попробуйте снова.",
+    "upload.one": "Перетащите один zip-файл.",
+    "job.heading": "Задание",
+    "job.state.queued": "В очереди",
+    "job.state.running": "Обработка",
+    "job.state.succeeded": "Готово",
+    "job.state.failed": "Ошибка",
+    "job.state.expired": "Срок истёк",
+    "job.state.cancelled": "Удалено",
+    "job.state.missing": "Не найдено",
+    "job.state.loading": "Загрузка…",
+    "job.progress": "Обработано снимков: {done} из {total}",
+    "job.failedCount": "с ошибкой: {failed}",
+    "job.kept": "После обработки результаты хранятся ограниченное время.",
+    "job.countdown": "Результаты будут удалены через {time}",
+    "job.expired": "Срок хранения истёк, результаты удалены с сервера.",
+    "job.cancelled": "Задание удалено вместе со всеми файлами.",
+    "job.missing":
+      "Такого задания нет: ссылка неверна, задание удалено или срок хранения результатов истёк.",
+    "job.failedWhy": "Задание не выполнено: {error}",
+    "job.offline": "Сервер не отвечает; повторяем попытку…",
+    "job.link": "Адрес этой страницы открывает это задание, пока результаты хранятся.",
+    "job.download": "Скачать результаты (.zip)",
+    "job.cancel": "Отменить задание",
+    "job.delete": "Удалить сейчас",
+    "job.new": "Новая загрузка",
+    "summary.heading": "Итог",
+    "summary.images": "Снимков",
+    "summary.processed": "Обработано",
+    "summary.withSlicks": "С пятнами нефти",
+    "summary.area": "Общая площадь нефти",
+    "summary.failed": "С ошибкой",
+    "summary.skipped": "Пропущено (не изображения)",
+    "gallery.heading": "Снимки",
+    "image.pending": "Ожидает",
+    "image.done": "Готово",
+    "image.failed": "Ошибка",
+    "image.enlarge": "Увеличить {name}",
+    "image.slicks": "Пятен нефти: {n}",
+    "image.lookalikes": "ложных пятен: {n}",
+    "image.area": "Площадь нефти: {area}",
+    "image.confidence": "Уверенность: {list}",
+    "image.noOil": "Нефть не найдена",
+    "image.more": "+{n}",
+    "image.why": "Причина: {error}",
+    "viewer.overlay": "Найденное (разметка)",
+    "viewer.original": "Исходный снимок",
+    "viewer.close": "Закрыть",
+    "viewer.prev": "Предыдущий снимок",
+    "viewer.next": "Следующий снимок",
+    "viewer.legend":
+      "Голубой — нефть. Оранжевый — ложное пятно (природная плёнка, штиль). " +
+      "Красный круг — судно. Зелёный — суша.",
+    "viewer.detections": "Найденные пятна",
+    "viewer.ships": "судов: {n}",
+    "viewer.none": "На этом снимке ничего не найдено.",
+    "viewer.loading": "Загрузка подробностей…",
+    "viewer.loadFailed": "Не удалось загрузить подробности этого снимка.",
+    "viewer.col.id": "№",
+    "viewer.col.cls": "Класс",
+    "viewer.col.confidence": "Уверенность",
+    "viewer.col.area": "Площадь",
+    "viewer.col.length": "Длина",
+    "cls.1": "нефть",
+    "cls.2": "ложное пятно",
+    "unit.km2": "км²",
+    "unit.px": "пикс.",
+    "unit.km": "км",
+    "unit.bytes": ["Б", "КБ", "МБ", "ГБ"],
+    "footer.api": "Описание API",
+  },
+};
+
+export const LANGUAGES = Object.keys(TEXTS);
+const STORAGE_KEY = "oilspill.lang";
+let current = "en";
+
+/** The language to start with: the one picked before, else the browser's. */
+export function initialLanguage() {
+  let saved = null;
+  try {
+    saved = localStorage.getItem(STORAGE_KEY);
+  } catch {
+    // storage blocked: fall back to the browser's language
+  }
+  if (LANGUAGES.includes(saved)) return saved;
+  const preferred = navigator.languages?.length ? navigator.languages : [navigator.language];
+  for (const tag of preferred) {
+    const base = String(tag || "").toLowerCase().split("-")[0];
+    if (LANGUAGES.includes(base)) return base;
+  }
+  return "en";
+}
+
+export function setLanguage(lang, remember = false) {
+  current = LANGUAGES.includes(lang) ? lang : "en";
+  document.documentElement.lang = current;
+  if (remember) {
+    try {
+      localStorage.setItem(STORAGE_KEY, current);
+    } catch {
+      // not remembered; nothing else to do
+    }
+  }
+}
+
+export function language() {
+  return current;
+}
+
+/** The text for `key` with `{name}` placeholders filled from `params`. */
+export function t(key, params = {}) {
+  const text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
+  return String(text).replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? `{${name}}`));
+}
+
+/** Fill every element marked data-i18n (text) or data-i18n-aria (aria-label). */
+export function translatePage(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-aria]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nAria));
+  }
+  document.title = t("page.title") + " · oilspill";
+}
+
+export function formatNumber(value, digits = 0) {
+  return new Intl.NumberFormat(current, {
+    minimumFractionDigits: 0,
+    maximumFractionDigits: digits,
+  }).format(value);
+}
+
+/** A whole percent that says 100 % only when it is: an upload at 99.7 % is not done yet. */
+export function formatPercent(fraction) {
+  const shown = fraction < 1 ? Math.min(fraction, 0.99) : fraction;
+  return new Intl.NumberFormat(current, { style: "percent", maximumFractionDigits: 0 }).format(
+    shown,
+  );
+}
+
+export function formatBytes(bytes) {
+  const units = TEXTS[current]["unit.bytes"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${formatNumber(value, unit === 0 ? 0 : 1)}\u00a0${units[unit]}`;
+}
+
+/** An area for people: km² to a sensible precision, or pixels when the size is unknown. */
+export function formatArea(km2, pixels) {
+  if (km2 === null || km2 === undefined) return `${formatNumber(pixels)}\u00a0${t("unit.px")}`;
+  const digits = km2 >= 100 ? 0 : km2 >= 1 ? 2 : 3;
+  return `${formatNumber(km2, digits)}\u00a0${t("unit.km2")}`;
+}
+
+/** Seconds as m:ss, or h:mm:ss from an hour up. */
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const pad = (n) => String(n).padStart(2, "0");
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}

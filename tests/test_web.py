@@ -1,0 +1,268 @@
+"""The web page in a real headless Chromium (Debian's) against a real `oilspill serve`.
+
+Playwright drives the browser; no browser is downloaded. Every request the
+page makes outside 127.0.0.1 is refused, so the page is also checked to
+work offline (no CDN).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Server, image_zip, make_zip
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+
+from oilspill import synth
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshot.png"
+LAPTOP: ViewportSize = {"width": 1280, "height": 900}
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing; install Debian's chromium package"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
+    """Open a page in a fresh browser context; only 127.0.0.1 can be reached."""
+    contexts = []
+
+    def factory(locale: str = "en-US", viewport: ViewportSize = LAPTOP) -> Page:
+        context = browser.new_context(locale=locale, viewport=viewport)
+        context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda route: route.abort())
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield factory
+    for context in contexts:
+        context.close()
+
+
+def upload_through_the_picker(page: Page, path: Path) -> None:
+    """Choose the file the way a keyboard user does: focus the drop zone, press Enter."""
+    page.locator("#drop").focus()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(path))
+
+
+def wait_until_finished(page: Page) -> str:
+    expect(page).to_have_url(re.compile(r"/jobs/[0-9a-f]{32}$"))
+    expect(page.locator("#job")).to_have_attribute("data-state", "succeeded")
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def many_scenes(tmp_path: Path, n: int) -> bytes:
+    """A zip of `n` copies of one synthetic scene: minutes of work for one worker, made at once."""
+    one = tmp_path / "one.zip"
+    synth.write_zip(one, 1, seed=1)
+    with zipfile.ZipFile(one) as zf:
+        data = zf.read(zf.namelist()[0])
+    return make_zip({f"scene_{i:03d}.png": data for i in range(n)}, zipfile.ZIP_STORED)
+
+
+def shown_percent(fraction: float) -> str:
+    """A confidence as the page shows it: whole percent, 100 % only when certain."""
+    return "100%" if fraction >= 1 else f"{min(99, int(fraction * 100 + 0.5))}%"
+
+
+def job_resource(server: Server, job_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10)
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_gallery_shows_every_image_with_its_slick_count(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "2", "--pixel-size-m", "40")
+    scenes = tmp_path / "scenes.zip"
+    synth.write_zip(scenes, 6, seed=7, size=(1000, 520))
+    page = new_page()
+    page.goto(server.url)
+
+    upload_through_the_picker(page, scenes)
+    job_id = wait_until_finished(page)
+
+    job = job_resource(server, job_id)
+    cards = page.locator("#gallery .card")
+    expect(cards).to_have_count(len(job["images"]))
+    for image in job["images"]:
+        card = page.locator(f'.card[data-name="{image["name"]}"]')
+        expect(card).to_have_attribute("data-status", "done")
+        count = card.locator(".count")
+        expect(count).to_have_attribute("data-slicks", str(image["slicks"]))
+        expect(count).to_contain_text(f"Oil slicks: {image['slicks']}")
+        expect(card.locator(".area")).to_contain_text("km²")
+    expect(page.locator("#summary [data-key=images]")).to_have_text(str(len(job["images"])))
+    expect(page.locator("#download")).to_have_attribute("href", job["links"]["result"])
+    expect(page.locator("#job-countdown")).to_contain_text(re.compile(r"deleted in \d+:\d\d"))
+    expect(page.locator(".card .confidence", has_text="…")).to_have_count(0)
+    page.locator("#drop").blur()  # no focus ring in the picture
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_enlarged_view_lists_each_slick_with_its_confidence_and_esc_closes_it(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "2")
+    zip_path = tmp_path / "images.zip"
+    zip_path.write_bytes(image_zip(2))
+    page = new_page()
+    page.goto(server.url)
+    page.set_input_files("#file", str(zip_path))
+    job_id = wait_until_finished(page)
+
+    detail = httpx.get(f"{server.url}/api/v1/jobs/{job_id}/images/0", timeout=10).json()
+    page.locator('.card[data-index="0"] .thumb').click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(page.locator("#viewer-original")).to_have_attribute("src", re.compile(r"/original$"))
+    rows = viewer.locator("tbody tr")
+    expect(rows).to_have_count(len(detail["slicks"]))
+    for slick in detail["slicks"]:
+        expect(viewer.locator("tbody")).to_contain_text(shown_percent(slick["confidence"]))
+    page.keyboard.press("Escape")
+    expect(viewer).to_be_hidden()
+    expect(page.locator('.card[data-index="0"] .thumb')).to_be_focused()
+
+
+def test_rejected_uploads_show_the_servers_own_message(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--max-upload-mb", "1")
+    not_a_zip = tmp_path / "notes.zip"
+    not_a_zip.write_bytes(b"these are notes, not a zip archive\n" * 10)
+    too_large = tmp_path / "large.zip"
+    too_large.write_bytes(make_zip({"big.bin": os.urandom(1_200_000)}))
+    page = new_page()
+    page.goto(server.url)
+    message = page.locator("#upload-message")
+
+    for path, status in [(not_a_zip, 400), (too_large, 413)]:
+        answer = httpx.post(f"{server.url}/api/v1/jobs", files={"file": path.read_bytes()})
+        assert answer.status_code == status
+        page.set_input_files("#file", str(path))
+        expect(message).to_be_visible()
+        expect(message).to_contain_text(f"({status})")
+        expect(message).to_contain_text(answer.json()["detail"])
+    expect(page.locator("#job")).to_be_hidden()
+
+
+def test_upload_progress_counts_real_bytes(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server()
+    zip_path = tmp_path / "images.zip"
+    zip_path.write_bytes(image_zip(4, size=(640, 480)))
+    page = new_page()
+    page.goto(server.url)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 5e5},
+    )
+    page.set_input_files("#file", str(zip_path))
+    text = page.locator("#upload-text")
+    expect(text).to_contain_text(re.compile(r"Uploading images\.zip: [\d.]+\s(KB|MB) of"))
+    percent = re.compile(r"\(([1-9]\d?)%\)")
+    expect(text).to_contain_text(percent)
+    expect(page.locator("#job")).to_be_visible()
+    expect(page.locator("#upload-progress")).to_be_hidden()
+
+
+def test_language_follows_the_browser_and_the_choice_survives_a_reload(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server()
+    zip_path = tmp_path / "images.zip"
+    zip_path.write_bytes(image_zip(2))
+    page = new_page(locale="ru-RU")
+    page.goto(server.url)
+    expect(page.locator("html")).to_have_attribute("lang", "ru")
+    expect(page.locator("h1")).to_have_text("Поиск нефтяных разливов")
+    page.set_input_files("#file", str(zip_path))
+    wait_until_finished(page)
+    expect(page.locator(".card .count").first).to_contain_text("Пятен нефти:")
+
+    page.get_by_role("button", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("h1")).to_have_text("Oil spill finder")
+    expect(page.locator("#job-state")).to_have_text("Done")
+    expect(page.locator(".card .count").first).to_contain_text("Oil slicks:")
+
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#job")).to_have_attribute("data-state", "succeeded")
+    expect(page.locator("#gallery .card")).to_have_count(2)
+
+
+def test_countdown_runs_out_and_the_page_says_the_results_expired(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--ttl", "3")
+    zip_path = tmp_path / "images.zip"
+    zip_path.write_bytes(image_zip(1))
+    page = new_page()
+    page.goto(server.url)
+    page.set_input_files("#file", str(zip_path))
+    wait_until_finished(page)
+    expect(page.locator("#job-countdown")).to_contain_text(re.compile(r"deleted in 0:0[0-3]"))
+
+    expect(page.locator("#job")).to_have_attribute("data-state", "expired", timeout=15_000)
+    expect(page.locator("#job-message")).to_contain_text("expired")
+    expect(page.locator("#download")).to_have_attribute("aria-disabled", "true")
+    expect(page.locator("#gallery")).to_be_hidden()
+
+
+def test_cancel_stops_a_running_job_and_deletes_it(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "1")
+    zip_path = tmp_path / "many.zip"
+    zip_path.write_bytes(many_scenes(tmp_path, 40))
+    page = new_page()
+    page.goto(server.url)
+    page.set_input_files("#file", str(zip_path))
+    expect(page.locator("#job")).to_have_attribute("data-state", re.compile("queued|running"))
+    job_id = page.url.rsplit("/", 1)[1]
+    cancel = page.locator("#cancel")
+    expect(cancel).to_have_text("Cancel job")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    cancel.click()
+    expect(page.locator("#job")).to_have_attribute("data-state", "cancelled")
+    response = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10)
+    assert response.status_code == 404
