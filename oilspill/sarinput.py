@@ -115,8 +115,10 @@ def load(
         nod = _zero_runs(grey)
         db = x.copy()
     elif form == "amplitude16":
-        nod = ~np.isfinite(x) | (x <= 0)
-        db = cv2.log(np.maximum(np.nan_to_num(x, nan=1.0), 1.0)) * np.float32(2 * _DB_PER_LN)
+        nod = grey == 0
+        db = np.maximum(x, np.float32(1.0), out=x if x is not grey else None)
+        cv2.log(db, db)
+        db *= np.float32(2 * _DB_PER_LN)
     elif form == "sigma0":
         nod = ~np.isfinite(x) | (x <= 0)
         db = cv2.log(np.maximum(np.nan_to_num(x, nan=1e-6), 1e-6)) * np.float32(_DB_PER_LN)

@@ -30,8 +30,8 @@ def find_ships(
 ) -> tuple[list[Ship], np.ndarray]:
     """Ships and their pixel mask. `noise_db` is the per-pixel speckle std in dB."""
     thr = cfar_threshold_db(noise_db)
-    mean3 = cv2.blur(db, (3, 3))
-    excess = mean3 - background_db
+    excess = cv2.blur(db, (3, 3))
+    excess -= background_db
     hit = ((excess > thr) & sea).astype(np.uint8)
     ships: list[Ship] = []
     mask = np.zeros(db.shape, bool)

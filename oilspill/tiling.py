@@ -137,7 +137,8 @@ def _shift(an: Analysis, dx: int, dy: int) -> Analysis:
         x, y, w, h = o.bbox
         objs.append(DarkObject(o.cls, o.confidence, (x + dx, y + dy, w, h), o.region, o.feats))
     ships = [Ship(s.x + dx, s.y + dy, s.contrast_db, s.area_px) for s in an.ships]
-    return Analysis(an.mask, objs, ships, an.thresholds)
+    # The tile's own mask is already copied into the scene mask: do not keep it alive.
+    return Analysis(np.empty((0, 0), np.uint8), objs, ships, an.thresholds)
 
 
 def _clip(o: DarkObject, core: tuple[int, int, int, int]) -> DarkObject | None:
@@ -179,13 +180,14 @@ def _join(
     # Pixels on both sides of every core border, labelled with piece numbers (1-based).
     cols: dict[int, np.ndarray] = {}
     rows: dict[int, np.ndarray] = {}
-    for k, (_core, o) in enumerate(pieces):
+    for k, (core, o) in enumerate(pieces):
         x, y, bw, bh = o.bbox
-        for edge_x in (x, x + bw - 1):
+        cy0, cx0, cy1, cx1 = core
+        for edge_x in {x, x + bw - 1} & {cx0, cx1 - 1} - {0, w - 1}:
             line = cols.setdefault(edge_x, np.zeros(h, np.int32))
             column = o.region[:, edge_x - x]
             line[y : y + bh][column] = k + 1
-        for edge_y in (y, y + bh - 1):
+        for edge_y in {y, y + bh - 1} & {cy0, cy1 - 1} - {0, h - 1}:
             line = rows.setdefault(edge_y, np.zeros(w, np.int32))
             row = o.region[edge_y - y, :]
             line[x : x + bw][row] = k + 1
