@@ -31,6 +31,7 @@ VERSION = "0.1.0"
 
 TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memory, 2 cores)
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
+SPLIT_MIN_PX = 1500  # look-alikes at least this big are searched for an oil core
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
@@ -153,9 +154,7 @@ def analyse(sar: sarinput.SarImage, sigmas: tuple[float, float] | None = None) -
     for i in np.flatnonzero(seeded):
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
             continue
-        obj = _refine(db, bg, sea, lab, int(i), stats[i], c3, sig3, full_sm_k)
-        if obj is not None:
-            objects.append(obj)
+        objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, sig3, full_sm_k)
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -200,7 +199,7 @@ def _refine(
     c3: np.ndarray,
     sig3: float,
     k: int,
-) -> DarkObject | None:
+) -> list[DarkObject]:
     """Measure one half-resolution object and redraw its outline at full resolution."""
     h2, w2 = lab.shape
     m = 6
@@ -210,7 +209,7 @@ def _refine(
     cc = c3[y0:y1, x0:x1]
     level = float(np.percentile(cc[obj2], 70))
     if level <= 0:
-        return None
+        return []
     # Full resolution crop, with a margin for the smoothing window.
     h, w = db.shape
     fx0, fy0 = x0 * 2, y0 * 2
@@ -227,6 +226,51 @@ def _refine(
     region = (cf > 0.5 * level) & near_f & sea[fy0:fy1, fx0:fx1]
     r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
     region = r8 > 0
+    obj = _measure(cf, region, level, sig3, (fx0, fy0))
+    if obj is None or obj.cls == Cls.OIL or obj.feats["area_px"] < SPLIT_MIN_PX:
+        return [obj] if obj is not None else []
+    return _split_dark_core(cf, region, obj, sig3, (fx0, fy0))
+
+
+def _split_dark_core(
+    cf: np.ndarray, region: np.ndarray, la: DarkObject, sig3: float, origin: tuple[int, int]
+) -> list[DarkObject]:
+    """Oil lying inside a look-alike: a clearly darker, sharp-edged core is its own object."""
+    vals = cf[region]
+    base, top = np.percentile(vals, [50, 97])
+    if top - base < 2.0:
+        return [la]
+    core = (region & (cf > 0.5 * (base + top))).astype(np.uint8)
+    core = cv2.medianBlur(core * 255, 5)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    out: list[DarkObject] = []
+    rest = region.copy()
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < 2 * MIN_AREA_PX:
+            continue
+        comp = lab == i
+        level = float(np.percentile(cf[comp], 70))
+        near = cv2.dilate(comp.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        sub = region & near & (cf > 0.5 * (base + level))
+        sub = cv2.medianBlur(sub.astype(np.uint8) * 255, 3) > 0
+        obj = _measure(cf, sub, level, sig3, origin)
+        if obj is not None and obj.cls == Cls.OIL:
+            out.append(obj)
+            rest &= ~sub
+    if not out:
+        return [la]
+    left = _measure(cf, rest, la.feats["damping_db"], sig3, origin)
+    if left is not None:
+        left.cls, left.confidence = int(Cls.LOOKALIKE), min(left.confidence, la.confidence)
+        out.append(left)
+    return out
+
+
+def _measure(
+    cf: np.ndarray, region: np.ndarray, level: float, sig3: float, origin: tuple[int, int]
+) -> DarkObject | None:
+    """Features, confidence and class of one full-resolution region of a crop at `origin`."""
+    fx0, fy0 = origin
     area = int(region.sum())
     if area < MIN_AREA_PX:
         return None
