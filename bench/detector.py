@@ -77,7 +77,8 @@ def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
                 t.false_on_lookalike += 1
             else:
                 t.false_elsewhere += 1
-        row = {"seed": seed, "oil": float(is_oil), "on_la": on_la, "cls": sl.cls}
+        row = {"seed": seed, "looks": scene.looks, "oil": float(is_oil), "on_la": on_la}
+        row["cls"] = sl.cls
         row.update({"confidence": sl.confidence, **sl.features})
         del sub
         t.rows.append(row)

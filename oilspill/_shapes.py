@@ -125,7 +125,8 @@ def track(
 ) -> tuple[np.ndarray, tuple[float, float], float]:
     """A slick behind a moving ship, widening with distance; returns mask, head point, heading."""
     h, w = shape
-    head = start or (rng.uniform(40, w - 40), rng.uniform(40, h - 40))
+    mx, my = min(40.0, w / 4), min(40.0, h / 4)
+    head = start or (rng.uniform(mx, w - mx), rng.uniform(my, h - my))
     heading = rng.uniform(0, 2 * np.pi)
     length = rng.uniform(150, 700)
     pts, phi = _path(rng, head, heading, length)
@@ -154,7 +155,8 @@ def track(
 def blob(rng: np.random.Generator, shape: Shape) -> np.ndarray:
     """A drifting patch of oil with a ragged outline, sometimes with a thin tail."""
     h, w = shape
-    centre = (rng.uniform(60, w - 60), rng.uniform(60, h - 60))
+    mx, my = min(60.0, w / 4), min(60.0, h / 4)
+    centre = (rng.uniform(mx, w - mx), rng.uniform(my, h - my))
     radius = rng.uniform(15, 55)
     stretch = rng.uniform(1.0, 3.0)
     angle = rng.uniform(0, np.pi)

@@ -36,6 +36,8 @@ SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
 GROW_MIN_DB = 0.8
+# Edge drop of an ideal sharp step through a k x k box (features.edge_profile), by k.
+_STEP_DROP = {5: 0.406, 7: 0.293}
 _DISC15 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
 
 
@@ -226,14 +228,18 @@ def _refine(
     region = (cf > 0.5 * level) & near_f & sea[fy0:fy1, fx0:fx1]
     r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
     region = r8 > 0
-    obj = _measure(cf, region, level, sig3, (fx0, fy0))
+    obj = _measure(cf, region, level, (sig3, k), (fx0, fy0))
     if obj is None or obj.cls == Cls.OIL or obj.feats["area_px"] < SPLIT_MIN_PX:
         return [obj] if obj is not None else []
-    return _split_dark_core(cf, region, obj, sig3, (fx0, fy0))
+    return _split_dark_core(cf, region, obj, (sig3, k), (fx0, fy0))
 
 
 def _split_dark_core(
-    cf: np.ndarray, region: np.ndarray, la: DarkObject, sig3: float, origin: tuple[int, int]
+    cf: np.ndarray,
+    region: np.ndarray,
+    la: DarkObject,
+    noise: tuple[float, int],
+    origin: tuple[int, int],
 ) -> list[DarkObject]:
     """Oil lying inside a look-alike: a clearly darker, sharp-edged core is its own object."""
     vals = cf[region]
@@ -253,13 +259,13 @@ def _split_dark_core(
         near = cv2.dilate(comp.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
         sub = region & near & (cf > 0.5 * (base + level))
         sub = cv2.medianBlur(sub.astype(np.uint8) * 255, 3) > 0
-        obj = _measure(cf, sub, level, sig3, origin)
+        obj = _measure(cf, sub, level, noise, origin)
         if obj is not None and obj.cls == Cls.OIL:
             out.append(obj)
             rest &= ~sub
     if not out:
         return [la]
-    left = _measure(cf, rest, la.feats["damping_db"], sig3, origin)
+    left = _measure(cf, rest, la.feats["damping_db"], noise, origin)
     if left is not None:
         left.cls, left.confidence = int(Cls.LOOKALIKE), min(left.confidence, la.confidence)
         out.append(left)
@@ -267,9 +273,19 @@ def _split_dark_core(
 
 
 def _measure(
-    cf: np.ndarray, region: np.ndarray, level: float, sig3: float, origin: tuple[int, int]
+    cf: np.ndarray,
+    region: np.ndarray,
+    level: float,
+    noise: tuple[float, int],
+    origin: tuple[int, int],
 ) -> DarkObject | None:
-    """Features, confidence and class of one full-resolution region of a crop at `origin`."""
+    """Features, confidence and class of one full-resolution region of a crop at `origin`.
+
+    `noise` is (contrast sigma at half resolution, box size k of the full-resolution
+    smoothing); edge sharpness is the edge drop relative to a perfect step seen
+    through that k x k box, so objects of 1-look scenes (k = 7) are judged fairly.
+    """
+    sig3, k = noise
     fx0, fy0 = origin
     area = int(region.sum())
     if area < MIN_AREA_PX:
@@ -280,6 +296,7 @@ def _measure(
         damping_db=level,
         cnr=level / max(sig3, 1e-3),
         edge_drop=(c_in - c_near) / level,
+        edge_sharpness=(c_in - c_near) / level / _STEP_DROP.get(k, 0.4),
         halo=c_halo / level,
         step=(c_in - c_near) / max(c_in - c_halo, 0.3),
         surround_db=c_halo,
