@@ -15,8 +15,7 @@ import math
 import cv2
 import numpy as np
 
-# and checked by eye on independent examples; see bench/detector.py.
-# z = bias + sum(weight * (feature - centre)); fitted by regularised logistic regression on
+# Checked by eye on independent examples. z = bias + sum(weight * (feature - centre)); fitted by regularised logistic regression on
 # objects from tuning seeds 1000-1109 of `synth` (bench/detector.py --per-object), where an
 # object counts as oil when >= 30 % of its pixels are oil in the truth.
 _BIAS = 2.63
