@@ -162,9 +162,11 @@ def speed_small(reps: int) -> None:
 
 
 def big_image(shape: tuple[int, int], dtype: str) -> np.ndarray:
-    """A large scene made of generated 1250x650 scenes, side by side."""
+    """A large scene made of generated 1250x650 scenes, side by side (a full-size scene
+    would need several GB to generate)."""
     geotiff = dtype == "uint16"
-    tiles = [make_scene(800 + i, geotiff=geotiff).image for i in range(4)]
+    # One product has one number of looks: the tiles share it (the scale still varies a little).
+    tiles = [make_scene(800 + i, looks=3, geotiff=geotiff).image for i in range(4)]
     h, w = shape
     out = np.empty((h, w), np.uint16 if geotiff else np.uint8)
     th, tw = tiles[0].shape

@@ -15,9 +15,10 @@ import math
 import cv2
 import numpy as np
 
-# Checked by eye on independent examples. z = bias + sum(weight * (feature - centre)); fitted by regularised logistic regression on
+# z = bias + sum(weight * (feature - centre)); fitted by regularised logistic regression on
 # objects from tuning seeds 1000-1109 of `synth` (bench/detector.py --per-object), where an
-# object counts as oil when >= 30 % of its pixels are oil in the truth.
+# object counts as oil when >= 30 % of its pixels are oil in the truth. Checked by eye on
+# independent examples (other generator).
 _BIAS = 2.63
 _MODEL: dict[str, tuple[float, float]] = {  # feature: (weight, centre)
     "damping_db": (1.835, 4.863),  # typical damping against the sea background

@@ -25,7 +25,7 @@ from oilspill.overlay import MAX_SIDE
 from oilspill.segment import Cls, Ship
 
 TILE = 2048  # core size
-MARGIN = 256  # context on each side: more than the background window and most slick widths
+MARGIN = 192  # context on each side: more than the background window and most slick widths
 
 
 @dataclass
@@ -109,8 +109,10 @@ def analyse_tiled(
 def _probe(pixels: np.ndarray, form: str) -> tuple[sarinput.SarImage, tuple[float, float]]:
     """Speckle and contrast noise from a few crops spread over the scene."""
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
-    size = min(1536, h, w)
+    size = min(1024, h, w)
     spots = [(0.5, 0.5), (0.25, 0.25), (0.75, 0.75), (0.25, 0.75), (0.75, 0.25)]
+    if h * w < 60_000_000:
+        spots = spots[:3]
     probes: list[tuple[sarinput.SarImage, tuple[float, float]]] = []
     for fy, fx in spots:
         y0 = int(min(max(fy * h - size / 2, 0), h - size))
