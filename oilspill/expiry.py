@@ -41,5 +41,8 @@ class Expiry:
                 except Exception:
                     log.exception("job %s: could not delete expired results", job_id)
             delay = self._heap[0][0] - time.time() if self._heap else None
+            # asyncio.timeout, not wait_for: in 3.11 wait_for can swallow a cancellation
+            # that arrives just as the event is set, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()

@@ -117,6 +117,9 @@ class Runner:
             self._busy.add(task)
             try:
                 await self._process(job, item)
+            except Exception:  # a bug or a full disk must not end the worker, nor its group
+                if job.id not in self._cancelled:
+                    log.exception("job %s: could not record %s", job.id, item.name)
             finally:
                 self._busy.discard(task)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -39,7 +40,7 @@ def test_segment_writes_the_same_outputs_as_the_service(tmp_path: Path) -> None:
     assert main(["segment", str(inputs), "-o", str(out), "--workers", "2"]) == 0
     assert {p.name for p in out.iterdir()} >= {"a.png", "b.jpg", "masks", "summary.csv"}
     assert (out / "masks" / "a.png").is_file()
-    rows = list(csv.DictReader((out / "summary.csv").open()))
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
     assert {r["name"]: r["status"] for r in rows} == {
         "a.png": "done", "b.jpg": "done", "notes.txt": "skipped",
     }  # fmt: skip
