@@ -31,6 +31,7 @@ VERSION = "0.1.0"
 
 TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memory, 2 cores)
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
+EDGE_LEVEL = 0.5  # outline where the contrast is this fraction of the object's damping
 SPLIT_MIN_PX = 1500  # look-alikes at least this big are searched for an oil core
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
@@ -225,7 +226,7 @@ def _refine(
     cf = bg[fy0:fy1, fx0:fx1] - sm
     near = cv2.dilate(obj2.astype(np.uint8), np.ones((5, 5), np.uint8))
     near_f = cv2.resize(near, (fx1 - fx0, fy1 - fy0), interpolation=cv2.INTER_NEAREST) > 0
-    region = (cf > 0.5 * level) & near_f & sea[fy0:fy1, fx0:fx1]
+    region = (cf > EDGE_LEVEL * level) & near_f & sea[fy0:fy1, fx0:fx1]
     r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
     region = r8 > 0
     obj = _measure(cf, region, level, (sig3, k), (fx0, fy0))
