@@ -108,8 +108,8 @@ def _from_annotated(raster: Raster, body: bytes, url: str) -> Segmentation:
     if annotated.shape[:2] != original.shape[:2]:
         annotated = cv2.resize(annotated, (original.shape[1], original.shape[0]))
     diff = cv2.absdiff(annotated, original).max(axis=2)
-    mask = np.where(diff > 24, Cls.OIL, Cls.SEA).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    painted = np.where(diff > 24, Cls.OIL, Cls.SEA).astype(np.uint8)
+    mask: np.ndarray = cv2.morphologyEx(painted, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     info = {"name": "http", "url": url, "mask_source": "pixels the remote service painted"}
     return Segmentation(mask=mask, overlay=annotated, info=info)
 

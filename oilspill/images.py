@@ -203,7 +203,8 @@ def to_display(pixels: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(sample, (2, 98))
     scale = 255.0 / max(float(hi - lo), 1e-6)
     out = np.nan_to_num((img - lo) * scale, nan=0.0)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    display: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return display
 
 
 def fit_within(pixels: np.ndarray, longest: int) -> np.ndarray:
