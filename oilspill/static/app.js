@@ -36,6 +36,7 @@ const state = {
   secondsLeft: 0, // the server's seconds_left ...
   syncedAt: 0, // ... as of this performance.now()
   pollTimer: 0,
+  pollingGeneration: null, // the generation whose job request is in flight
   details: new Map(), // image index -> detail record, or "error"
   detailQueue: [],
   detailsLoading: 0,
@@ -251,7 +252,19 @@ function schedulePoll(ms) {
   state.pollTimer = setTimeout(poll, ms);
 }
 
+/** Ask for the job unless a request for it is already in flight. */
 async function poll() {
+  const { generation } = state;
+  if (state.pollingGeneration === generation) return;
+  state.pollingGeneration = generation;
+  try {
+    await pollOnce();
+  } finally {
+    if (state.pollingGeneration === generation) state.pollingGeneration = null;
+  }
+}
+
+async function pollOnce() {
   const { generation, jobId } = state;
   clearTimeout(state.pollTimer);
   let response;
@@ -304,6 +317,7 @@ function endJob(kind) {
   clearTimeout(state.pollTimer);
   state.ended = kind;
   state.offline = false;
+  forgetAcceptedUpload();
   if ($("viewer").open) $("viewer").close();
   renderJob();
 }
