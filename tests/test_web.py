@@ -152,6 +152,7 @@ def test_gallery_shows_every_image_with_its_slick_count(
     expect(page.locator(".card .confidence", has_text="…")).to_have_count(0)
     assert page.evaluate("window.layoutShift") < 0.05  # nothing jumped while the job ran
     page.locator("#drop").blur()  # no focus ring in the picture
+    SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
     with page.expect_download() as download:
@@ -292,5 +293,6 @@ def test_cancel_stops_a_running_job_and_deletes_it(
     page.once("dialog", lambda dialog: dialog.accept())
     cancel.click()
     expect(page.locator("#job")).to_have_attribute("data-state", "cancelled")
+    expect(page.locator("#job-message")).to_contain_text("deleted")
     response = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10)
     assert response.status_code == 404

@@ -42,7 +42,7 @@ const state = {
   detailsLoading: 0,
   upload: null, // the XMLHttpRequest in flight
   uploadProgress: null, // {name, loaded, total, sent}
-  uploadMessage: null, // {key, params, detail, retry}
+  uploadMessage: null, // {key, params (or a function making them), detail, retry, kind}
   viewerIndex: null,
 };
 
@@ -96,7 +96,7 @@ function uploadAnswered(xhr, file) {
   if (xhr.status === 202 && body?.id) {
     state.uploadMessage = {
       key: "upload.accepted",
-      params: { name: file.name, total: formatBytes(file.size), images: body.progress.total },
+      params: () => ({ name: file.name, total: formatBytes(file.size), images: body.progress.total }),
       kind: "ok",
     };
     renderUpload();
@@ -148,7 +148,8 @@ function renderUploadMessage() {
   if (!message) return;
   box.dataset.kind = message.kind ?? "error";
   box.setAttribute("role", message.kind === "ok" ? "status" : "alert");
-  box.append(el("strong", { text: t(message.key, message.params) }));
+  const params = typeof message.params === "function" ? message.params() : message.params;
+  box.append(el("strong", { text: t(message.key, params) }));
   if (message.detail) box.append(" ", el("span", { class: "detail", text: message.detail }));
   if (message.retry) box.append(" ", t("upload.retry", { seconds: message.retry }));
 }
@@ -277,13 +278,13 @@ async function pollOnce() {
     schedulePoll(POLL_RETRY_MS);
     return;
   }
+  const job = response.ok ? await response.json().catch(() => null) : null;
   if (generation !== state.generation) return;
-  if (response.status === 404) {
+  if (job) applyResource(job);
+  else if (response.status >= 400 && response.status < 500) {
     endJob(isDue() ? "expired" : "missing");
-  } else if (response.ok) {
-    applyResource(await response.json());
   } else {
-    state.offline = true;
+    state.offline = true; // a 5xx, or a proxy's page instead of JSON: try again later
     renderJob();
     schedulePoll(POLL_RETRY_MS);
   }
@@ -324,8 +325,7 @@ function endJob(kind) {
 
 async function cancelJob() {
   const { generation, jobId, job } = state;
-  const question = isFinished(job) ? t("job.delete") : t("job.cancel");
-  if (!window.confirm(`${question}?`)) return;
+  if (!window.confirm(t(isFinished(job) ? "confirm.delete" : "confirm.cancel"))) return;
   $("cancel").disabled = true;
   try {
     const response = await fetch(`/api/v1/jobs/${encodeURIComponent(jobId)}`, {
