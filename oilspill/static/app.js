@@ -217,6 +217,9 @@ function resetJob(id) {
   Object.assign(state, { jobId: id, job: null, ended: null, offline: false, viewerIndex: null });
   state.details = new Map();
   state.detailQueue = [];
+  state.detailsLoading = 0; // answers for the previous job are dropped, not counted
+  cardWatcher.disconnect();
+  nearScreen.clear();
   if ($("viewer").open) $("viewer").close();
   $("gallery").replaceChildren();
 }
@@ -470,6 +473,7 @@ function renderGallery(job) {
     if (!card) {
       card = createCard(image);
       gallery.append(card);
+      cardWatcher.observe(card);
     }
     updateCard(card, image);
   }
@@ -479,7 +483,7 @@ function createCard(image) {
   const thumb = el(
     "button",
     { type: "button", class: "thumb" },
-    el("img", { alt: "", width: "360", height: "203", decoding: "async" }),
+    el("img", { alt: "", width: "360", height: "203", decoding: "async", loading: "lazy" }),
     el("span", { class: "thumb-mark", "aria-hidden": "true" }),
   );
   thumb.addEventListener("click", () => openViewer(image.index));
@@ -555,12 +559,32 @@ function confidenceText(index) {
 
 // Image details: slicks with their confidence, fetched once per image ------------------
 
+// Only cards on or near the screen ask for their details, so a job of hundreds of
+// images does not send hundreds of requests at once.
+const nearScreen = new Set();
+const cardWatcher = new IntersectionObserver(
+  (entries) => {
+    for (const entry of entries) {
+      const index = Number(entry.target.dataset.index);
+      if (entry.isIntersecting) nearScreen.add(index);
+      else nearScreen.delete(index);
+    }
+    if (state.job) queueDetails(state.job);
+  },
+  { rootMargin: "400px 0px" },
+);
+
 function queueDetails(job) {
   for (const image of job.images) {
-    const known = state.details.has(image.index) || state.detailQueue.includes(image.index);
-    if (image.status === "done" && !known) state.detailQueue.push(image.index);
+    if (image.status === "done" && nearScreen.has(image.index)) queueDetail(image.index);
   }
   pumpDetails();
+}
+
+function queueDetail(index, first = false) {
+  if (state.details.has(index) || state.detailQueue.includes(index)) return;
+  if (first) state.detailQueue.unshift(index);
+  else state.detailQueue.push(index);
 }
 
 function pumpDetails() {
@@ -598,6 +622,8 @@ function doneIndices() {
 }
 
 function openViewer(index) {
+  queueDetail(index, true);
+  pumpDetails();
   state.viewerIndex = index;
   renderViewer();
   const dialog = $("viewer");
@@ -610,6 +636,8 @@ function stepViewer(step) {
   const at = indices.indexOf(state.viewerIndex);
   if (at < 0 || indices.length < 2) return;
   state.viewerIndex = indices[(at + step + indices.length) % indices.length];
+  queueDetail(state.viewerIndex, true);
+  pumpDetails();
   renderViewer();
 }
 
