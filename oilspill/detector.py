@@ -6,7 +6,8 @@ background at 1/8 resolution (dark, bright, land and no-data excluded, so
 neither slicks nor borders pull it down) -> dark objects by hysteresis on
 the contrast, with thresholds set from the measured noise -> per-object
 level, features and oil confidence -> outlines refined at full resolution
-at half the object's own damping -> ships by CFAR, land by texture.
+at half the object's own damping, on the least smoothing the speckle
+allows -> ships by CFAR, land by texture.
 
 Everything is a pure function of its inputs: no global mutable state, and
 the heavy lifting is in OpenCV, which releases the GIL, so several images
@@ -32,6 +33,7 @@ VERSION = "0.1.0"
 TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memory, 2 cores)
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
 EDGE_LEVEL = 0.5  # outline where the contrast is this fraction of the object's damping
+EDGE_SNR = 2.5  # half the damping over the speckle std left after the outline's box filter
 SPLIT_MIN_PX = 1500  # look-alikes at least this big are searched for an oil core
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
@@ -157,7 +159,7 @@ def analyse(sar: sarinput.SarImage, sigmas: tuple[float, float] | None = None) -
     for i in np.flatnonzero(seeded):
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
             continue
-        objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, sig3, full_sm_k)
+        objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, (sig3, noise_db), full_sm_k)
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -200,10 +202,14 @@ def _refine(
     i: int,
     stat: np.ndarray,
     c3: np.ndarray,
-    sig3: float,
+    noise: tuple[float, float],
     k: int,
 ) -> list[DarkObject]:
-    """Measure one half-resolution object and redraw its outline at full resolution."""
+    """Measure one half-resolution object and redraw its outline at full resolution.
+
+    `noise` is (contrast sigma at half resolution, per-pixel speckle std in dB).
+    """
+    sig3, speckle_db = noise
     h2, w2 = lab.shape
     m = 6
     x0, y0 = max(int(stat[0]) - m, 0), max(int(stat[1]) - m, 0)
@@ -226,7 +232,16 @@ def _refine(
     cf = bg[fy0:fy1, fx0:fx1] - sm
     near = cv2.dilate(obj2.astype(np.uint8), np.ones((5, 5), np.uint8))
     near_f = cv2.resize(near, (fx1 - fx0, fy1 - fy0), interpolation=cv2.INTER_NEAREST) > 0
-    region = (cf > EDGE_LEVEL * level) & near_f & sea[fy0:fy1, fx0:fx1]
+    # The outline is drawn on the least smoothed contrast whose speckle still keeps a pixel
+    # on the right side of the half-damping level: box size ke with
+    # (level / 2) / (speckle_std / ke) >= 2.5, i.e. ke >= 5 * speckle_std / level. Strong
+    # slicks in multi-look scenes get a 3x3 box and keep their thin heads and corners.
+    ce = cf
+    ke = min(max(math.ceil(EDGE_SNR * 2.0 * speckle_db / max(level, 0.1)) | 1, 3), k)
+    if ke < k:
+        sme = cv2.blur(db[ay0:ay1, ax0:ax1], (ke, ke))
+        ce = bg[fy0:fy1, fx0:fx1] - sme[fy0 - ay0 : fy1 - ay0, fx0 - ax0 : fx1 - ax0]
+    region = (ce > EDGE_LEVEL * level) & near_f & sea[fy0:fy1, fx0:fx1]
     r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
     region = r8 > 0
     obj = _measure(cf, region, level, (sig3, k), (fx0, fy0))
