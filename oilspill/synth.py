@@ -8,10 +8,12 @@ is bright and textured; a thermal noise floor and multiplicative gamma
 speckle with 1-5 looks come last. Everything is drawn from one seed, so a
 scene is reproducible.
 
-Two image forms: an 8-bit quicklook whose grey level is linear in dB with a
+Image forms: an 8-bit quicklook whose grey level is linear in dB with a
 random offset and scale (what a PNG export looks like), or, with
-`geotiff=True`, 16-bit GRD amplitude digital numbers (intensity ∝ DN²) with
-zero no-data wedges and a UTM georeference, as a measurement file carries.
+`geotiff=True`, a georeferenced (UTM) measurement with no-data wedges in one
+of the `GEOTIFF_FORMS`: 16-bit GRD amplitude digital numbers (intensity ∝
+DN², 0 is no-data), float32 calibrated σ0 in linear units, or float32 σ0 in
+dB (NaN is no-data in both float forms), as SNAP writes them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from oilspill.segment import Cls, Georef
 # A synthetic GeoTIFF lies in UTM zone 31N (the North Sea) at 10 m pixels, like IW GRD high res.
 SYNTH_EPSG = 32631
 SYNTH_PIXEL_M = 10.0
+# GeoTIFF forms, named as `sarinput` names the forms it detects.
+GEOTIFF_FORMS = ("amplitude16", "sigma0", "db")
 
 
 @dataclass
@@ -48,8 +52,9 @@ class SlickTruth:
 class SynthScene:
     """A generated scene: the image as a file would hold it, plus its truth.
 
-    `image` is uint8 HxW (quicklook, grey linear in dB) or, for the GeoTIFF
-    form, uint16 HxW amplitude DN with 0 as no-data. `truth` is the uint8
+    `image` is uint8 HxW (quicklook, grey linear in dB) or, for a GeoTIFF,
+    uint16 HxW amplitude DN with 0 as no-data, or float32 HxW σ0 (linear or
+    dB) with NaN as no-data; `form` says which. `truth` is the uint8
     class map (values of `Cls`); `instances` numbers each slick/look-alike
     pixel with its `SlickTruth.id` (oil wins where they overlap).
     """
@@ -63,6 +68,7 @@ class SynthScene:
     georef: Georef | None = None
     nodata: np.ndarray | None = None  # bool HxW, True where the scene has no data
     params: dict[str, float] = field(default_factory=dict)
+    form: str = "quicklook8"  # quicklook8 or one of GEOTIFF_FORMS
 
 
 def make_scene(
@@ -71,8 +77,15 @@ def make_scene(
     *,
     looks: int | None = None,
     geotiff: bool = False,
+    form: str = "amplitude16",
 ) -> SynthScene:
-    """Draw one scene of `size` = (width, height) pixels, deterministically from `seed`."""
+    """Draw one scene of `size` = (width, height) pixels, deterministically from `seed`.
+
+    `form` (one of `GEOTIFF_FORMS`) picks the GeoTIFF's pixels; it changes only how
+    the same backscatter is written, so all forms of one seed show the same scene.
+    """
+    if form not in GEOTIFF_FORMS:
+        raise ValueError(f"unknown GeoTIFF form {form!r}; expected one of {GEOTIFF_FORMS}")
     rng = np.random.default_rng(seed)
     w, h = size
     nlooks = int(looks) if looks is not None else int(rng.integers(1, 6))
@@ -166,11 +179,20 @@ def make_scene(
         slicks = _recount(slicks, instances)
     params = {"looks": float(nlooks), "near_db": near_db, "far_db": far_db}
     georef = None
+    out_form = "quicklook8"
     if geotiff:
-        dn = np.sqrt(intensity) * rng.uniform(300.0, 600.0)
-        image = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
-        if nodata is not None:
-            image[nodata] = 0
+        out_form = form
+        dn_scale = rng.uniform(300.0, 600.0)  # drawn for every form: the same georef follows
+        if form == "amplitude16":
+            dn = np.sqrt(intensity) * dn_scale
+            image = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
+            if nodata is not None:
+                image[nodata] = 0
+        else:
+            sigma0 = intensity if form == "sigma0" else 10.0 * np.log10(intensity)
+            image = sigma0.astype(np.float32)
+            if nodata is not None:
+                image[nodata] = np.nan
         georef = synth_georef(rng, (h, w))
     else:
         db = 10.0 * np.log10(intensity)
@@ -181,7 +203,9 @@ def make_scene(
         if nodata is not None:
             image[nodata] = 0
         params["grey_per_db"] = scale
-    return SynthScene(image, truth, instances, slicks, ships, nlooks, georef, nodata, params)
+    return SynthScene(
+        image, truth, instances, slicks, ships, nlooks, georef, nodata, params, out_form
+    )
 
 
 def synth_georef(rng: np.random.Generator, shape: tuple[int, int]) -> Georef:
@@ -241,8 +265,11 @@ def write_zip(
     size: tuple[int, int] = (1250, 650),
     geotiff: bool = False,
     with_truth: bool = False,
+    form: str = "amplitude16",
 ) -> None:
     """Write `n` scenes (seeds `seed`..`seed+n-1`) as PNG or GeoTIFF files into a zip.
+
+    GeoTIFFs hold `form` pixels (one of `GEOTIFF_FORMS`).
 
     With `with_truth`, the class maps go under `truth/` (for benchmarks; an
     upload must not carry them).
@@ -252,7 +279,7 @@ def write_zip(
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
         for i in range(n):
             s = seed + i
-            scene = make_scene(s, size, geotiff=geotiff)
+            scene = make_scene(s, size, geotiff=geotiff, form=form)
             stem = f"synth_{s:05d}"
             if geotiff:
                 assert scene.georef is not None

@@ -10,6 +10,7 @@ import pytest
 
 from oilspill import detector
 from oilspill.segment import Cls, Georef, Raster, Segmentation
+from oilspill.synth import SynthScene, make_scene
 
 H, W = 400, 640
 
@@ -220,3 +221,29 @@ def test_threads_give_the_same_result_as_serial() -> None:
 def test_unknown_form_is_rejected() -> None:
     with pytest.raises(ValueError, match="form"):
         run(oil_scene()[0], form="jpeg2000")
+
+
+@pytest.mark.parametrize("form", ["amplitude16", "sigma0", "db"])
+def test_generated_geotiff_forms_are_recognised_and_give_the_quicklooks_slicks(form: str) -> None:
+    size, seed = (640, 400), 20
+    quick = make_scene(seed, size, looks=3)
+    scene = make_scene(seed, size, looks=3, geotiff=True, form=form)
+    seg_q = run(quick.image)
+    seg = detector.detect(Raster(scene.image, "s.tif", "tiff", scene.georef))
+    assert seg.info["input_form"] == form and seg_q.info["input_form"] == "quicklook8"
+
+    def found(sc: SynthScene, s: Segmentation) -> set[int]:
+        oil = s.mask == Cls.OIL
+        return {
+            t.id
+            for t in sc.slicks
+            if t.cls == Cls.OIL
+            and np.count_nonzero(oil & (sc.instances == t.id)) >= 0.25 * t.area_px
+        }
+
+    assert found(scene, seg) == found(quick, seg_q) and found(quick, seg_q)
+    assert scene.nodata is not None
+    a = (seg.mask == Cls.OIL) & ~scene.nodata
+    b = (seg_q.mask == Cls.OIL) & ~scene.nodata
+    assert np.count_nonzero(a & b) / np.count_nonzero(a | b) > 0.9
+    assert not np.any(seg.mask[scene.nodata])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import tifffile
 
 from oilspill import geo
@@ -97,3 +98,35 @@ def test_write_zip_geotiff_is_georeferenced(tmp_path: Path) -> None:
         georef = geo.read_georef(tif)
         assert tif.pages[0].dtype == np.uint16
     assert georef is not None and georef.epsg == 32631
+
+
+@pytest.mark.parametrize("form", ["sigma0", "db"])
+def test_float_geotiff_forms_are_sigma0_with_nan_nodata(form: str) -> None:
+    s = make_scene(6, SMALL, geotiff=True, form=form)
+    amp = make_scene(6, SMALL, geotiff=True)
+    assert s.form == form and amp.form == "amplitude16"
+    assert s.image.dtype == np.float32 and s.nodata is not None
+    assert np.all(np.isnan(s.image[s.nodata])) and np.all(np.isfinite(s.image[~s.nodata]))
+    assert np.array_equal(s.truth, amp.truth) and s.georef == amp.georef
+    # The same backscatter in every form: σ0 = DN² / k², so dB differ by a constant.
+    ok = ~s.nodata & (amp.image > 50)
+    sigma_db = s.image[ok] if form == "db" else 10 * np.log10(s.image[ok])
+    offset = sigma_db - 20 * np.log10(amp.image[ok].astype(np.float64))
+    assert float(np.std(offset)) < 0.2
+    sea = (s.truth == Cls.SEA) & ~s.nodata
+    median_db = float(np.median(s.image[sea] if form == "db" else 10 * np.log10(s.image[sea])))
+    assert -22.0 < median_db < -3.0  # calibrated σ0 of the sea, not digital numbers
+
+
+def test_unknown_geotiff_form_is_rejected() -> None:
+    with pytest.raises(ValueError, match="form"):
+        make_scene(1, SMALL, geotiff=True, form="complex64")
+
+
+def test_write_zip_float_geotiff(tmp_path: Path) -> None:
+    path = tmp_path / "s.zip"
+    write_zip(path, 1, size=SMALL, geotiff=True, form="db")
+    data = zipfile.ZipFile(path).read("synth_00000.tif")
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        assert tif.pages[0].dtype == np.float32
+        assert geo.read_georef(tif) is not None
