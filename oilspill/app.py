@@ -70,11 +70,13 @@ async def _receive_job(request: Request) -> Job:
     service.check_accepting()
     path = service.store.new_upload_path()
     try:
-        await receive_file(request, path, field="file", max_bytes=service.settings.max_upload_bytes)
+        upload_name = await receive_file(
+            request, path, field="file", max_bytes=service.settings.max_upload_bytes
+        )
     except BaseException:
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         raise
-    job = await service.create_job(path)
+    job = await service.create_job(path, upload_name)
     log.info("job %s created: %d images, %d skipped", job.id, job.total, len(job.skipped))
     return job
 
@@ -261,6 +263,8 @@ async def healthz(request: Request) -> Response:
             "workers": service.runner.concurrency,
             "jobs": len(service.jobs),
             "queued_images": service.runner.queued_images,
+            "ttl": service.settings.ttl,
+            "max_upload_bytes": service.settings.max_upload_bytes,
         }
     )
 

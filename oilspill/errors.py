@@ -54,6 +54,12 @@ class NotFound(OilspillError):
     code = "not_found"
 
 
+class Gone(NotFound):
+    """A job that existed here but expired or was deleted (still 404, as the old API had)."""
+
+    code = "gone"
+
+
 class NotReady(OilspillError):
     status = 409
     code = "not_ready"

@@ -45,6 +45,7 @@ class Item:
     oil_fraction: float = 0.0
     oil_area_km2: float | None = None
     max_confidence: float | None = None
+    confidences: list[float] = field(default_factory=list)  # of each oil slick, highest first
     width: int = 0
     height: int = 0
     seconds: float = 0.0
@@ -66,6 +67,7 @@ class Job:
     finished_at: float | None = None
     expires_at: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    upload_name: str = ""  # the zip's file name as the client sent it
 
     @property
     def total(self) -> int:
@@ -111,6 +113,7 @@ class Job:
             finished_at=meta.get("finished_at"),
             expires_at=meta.get("expires_at"),
             settings=dict(meta.get("settings", {})),
+            upload_name=meta.get("upload_name", ""),
         )
 
     # Wire forms ---------------------------------------------------------------
@@ -176,5 +179,7 @@ class Job:
             "finished_at": self.finished_at,
             "expires_at": self.expires_at,
             "seconds_left": self.seconds_left(),
+            "ttl": self.settings.get("ttl"),
+            "upload_name": self.upload_name,
             "links": links,
         }

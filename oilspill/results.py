@@ -80,6 +80,7 @@ def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
             "oil_fraction": round(oil_pixels / max(width * height, 1), 6),
             "oil_area_km2": round(sum(a or 0.0 for a in areas), 6) if known else None,
             "max_confidence": max((s.confidence for s in oil), default=None),
+            "confidences": sorted((round(s.confidence, 3) for s in oil), reverse=True),
             "width": width,
             "height": height,
         },

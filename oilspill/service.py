@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +23,7 @@ import anyio.to_thread
 from oilspill import intake
 from oilspill.backends import CpuPool, make_segmenter
 from oilspill.config import Settings
-from oilspill.errors import Busy, NotFound, NotReady
+from oilspill.errors import Busy, Gone, NotFound, NotReady
 from oilspill.expiry import Expiry
 from oilspill.jobs import Job
 from oilspill.runner import Runner, apply_result
@@ -53,6 +54,9 @@ class Service:
         self.expiry = Expiry(self._expire)
         self.jobs: dict[str, Job] = {}
         self._by_hash: dict[str, str] = {}
+        # Ids of jobs that expired or were deleted since start-up, so clients can tell
+        # "gone" from "never existed"; bounded, oldest forgotten first.
+        self._gone: OrderedDict[str, str] = OrderedDict()
         self.accepting = False
         self._stack = contextlib.AsyncExitStack()
         self.limits = intake.Limits(
@@ -133,10 +137,11 @@ class Service:
                 retry_after=30,
             )
 
-    async def create_job(self, zip_path: Path) -> Job:
+    async def create_job(self, zip_path: Path, upload_name: str = "") -> Job:
         """Unpack an uploaded zip into a new job and queue it. The zip is deleted either way."""
         try:
-            return await self._new_job(functools.partial(intake.unpack, zip_path))
+            fill = functools.partial(intake.unpack, zip_path)
+            return await self._new_job(fill, upload_name)
         finally:
             await anyio.to_thread.run_sync(lambda: zip_path.unlink(missing_ok=True))
 
@@ -144,7 +149,9 @@ class Service:
         """A job over image files on disk (the `segment` command); the files are left alone."""
         return await self._new_job(functools.partial(intake.collect, paths))
 
-    async def _new_job(self, fill: Callable[[Path, intake.Limits], intake.Unpacked]) -> Job:
+    async def _new_job(
+        self, fill: Callable[[Path, intake.Limits], intake.Unpacked], upload_name: str = ""
+    ) -> Job:
         self.check_accepting()
         job_id = new_id()
         job_dir = self.store.job_dir(job_id)
@@ -157,6 +164,7 @@ class Service:
                 items=unpacked.items,
                 skipped=unpacked.skipped,
                 settings=self._job_settings(),
+                upload_name=upload_name,
             )
             await anyio.to_thread.run_sync(self.store.save, job)
         except BaseException:
@@ -179,14 +187,20 @@ class Service:
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(check_id(job_id))
         if job is None:
-            raise NotFound(f"no job {job_id}: it never existed, expired or was deleted")
+            raise self._missing("job", job_id)
         return job
 
     def get_by_hash(self, user_hash: str) -> Job:
         job_id = self._by_hash.get(check_id(user_hash, "result"))
         if job_id is None or job_id not in self.jobs:
-            raise NotFound(f"no result {user_hash}: it never existed, expired or was deleted")
+            raise self._missing("result", user_hash)
         return self.jobs[job_id]
+
+    def _missing(self, what: str, key: str) -> NotFound:
+        reason = self._gone.get(key)
+        if reason is not None:
+            return Gone(f"{what} {key} {reason}; its files are deleted")
+        return NotFound(f"no {what} {key}: it never existed here, or expired before a restart")
 
     def finished_job(self, job: Job) -> Job:
         if not job.finished:
@@ -200,13 +214,17 @@ class Service:
         """Cancel a job and delete its files now."""
         job = self.get(job_id)
         self.runner.cancel(job.id)
-        self._forget(job)
+        self._forget(job, "was deleted on request")
         await anyio.to_thread.run_sync(self.store.delete, job.id)
         log.info("job %s deleted on request", job.id)
 
-    def _forget(self, job: Job) -> None:
+    def _forget(self, job: Job, reason: str) -> None:
         self.jobs.pop(job.id, None)
         self._by_hash.pop(job.user_hash, None)
+        for key in (job.id, job.user_hash):
+            self._gone[key] = reason
+        while len(self._gone) > 20_000:
+            self._gone.popitem(last=False)
 
     def _finished(self, job: Job) -> None:
         if job.expires_at is not None:
@@ -216,6 +234,6 @@ class Service:
         job = self.jobs.get(job_id)
         if job is None or job.expires_at != deadline:
             return
-        self._forget(job)
+        self._forget(job, "expired")
         await anyio.to_thread.run_sync(self.store.delete, job_id)
         log.info("job %s expired; files deleted", job_id)

@@ -142,7 +142,9 @@ def test_results_expire_after_the_ttl(
     while job_dir.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not job_dir.exists()
-    assert client.get(f"/api/download/{body['user_hash']}").status_code == 404
+    gone = client.get(f"/api/download/{body['user_hash']}")
+    assert gone.status_code == 404 and gone.json()["error"] == "gone"
+    assert "expired" in gone.json()["detail"]
     assert client.get(f"/api/archive_time_left/{body['user_hash']}").json() == {"seconds_left": 0}
 
 
@@ -224,10 +226,12 @@ def test_v1_job_resource(client: TestClient) -> None:
     assert job["state"] == "succeeded"
     assert job["progress"] == {"done": 2, "total": 2, "failed": 0}
     assert job["created_at"] <= job["finished_at"] < job["expires_at"]
+    assert job["upload_name"] == "images.zip" and job["ttl"] == 600
     image = job["images"][0]
     assert {"name", "status", "slicks", "oil_pixels", "oil_area_km2", "error", "links"} <= set(
         image
     )
+    assert len(image["confidences"]) == image["slicks"]
     for link in image["links"].values():
         assert client.get(link).status_code == 200
     result = client.get(job["links"]["result"])
@@ -251,7 +255,8 @@ def test_delete_cancels_and_removes_files(
     job = upload(client, image_zip(10), url="/api/v1/jobs").json()
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 204
     assert not (tmp_path / "data" / job["id"]).exists()
-    assert client.get(f"/api/v1/jobs/{job['id']}").status_code == 404
+    gone = client.get(f"/api/v1/jobs/{job['id']}")
+    assert gone.status_code == 404 and gone.json()["error"] == "gone"
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 404
     # The service goes on working for others.
     other = upload(client, image_zip(1)).json()
@@ -304,3 +309,9 @@ def test_error_shape_is_the_same_everywhere(client: TestClient) -> None:
         body = response.json()
         assert set(body) >= {"detail", "error", "status"}
         assert body["status"] == response.status_code
+
+
+def test_healthz_tells_clients_the_limits(make_client: Callable[..., TestClient]) -> None:
+    health = make_client(max_upload_mb=3, ttl=60).get("/healthz").json()
+    assert health["status"] == "ok" and health["backend"] == "sar"
+    assert health["max_upload_bytes"] == 3 << 20 and health["ttl"] == 60
