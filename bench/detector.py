@@ -36,6 +36,10 @@ class Tally:
     land_u: int = 0
     slicks: int = 0
     slicks_found: int = 0
+    sourced: int = 0  # oil slicks drawn with a ship at their head
+    sourced_flagged: int = 0  # … found, and flagged "possible source"
+    flagged: int = 0  # oil-class slicks flagged "possible source"
+    flagged_false: int = 0  # … that lie on no drawn slick with a ship at its head
     false_on_lookalike: int = 0
     false_elsewhere: int = 0
     ships: int = 0
@@ -63,6 +67,7 @@ def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
             continue
         t.slicks += 1
         t.slicks_found += int(np.count_nonzero(inst & p_oil) >= 0.25 * n)
+    _score_sources(scene, seg, t)
     for sl in seg.slicks:
         x, y, w, h = sl.bbox
         sub = scene.instances[y : y + h, x : x + w]
@@ -97,6 +102,34 @@ def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
     t.scenes += 1
 
 
+def _score_sources(scene: SynthScene, seg: Segmentation, t: Tally) -> None:
+    """ "Possible source": a drawn slick with a ship at its head counts as flagged when an
+    oil slick flagged possible_source covers >= 25 % of it (or it covers >= 30 % of that
+    slick); a flag on a slick that overlaps no drawn slick with a ship is a false flag."""
+    with_ship = {s.id for s in scene.slicks if s.cls == Cls.OIL and s.ship is not None}
+    hits: dict[int, bool] = {}
+    for sl in seg.slicks:
+        if sl.cls != Cls.OIL:
+            continue
+        region = _region(seg, sl.bbox, sl.cls)
+        x, y, w, h = sl.bbox
+        inst = scene.instances[y : y + h, x : x + w][region]
+        ids, counts = np.unique(inst[inst > 0], return_counts=True)
+        on_sourced = False
+        for i, c in zip(ids.tolist(), counts.tolist(), strict=True):
+            if i not in with_ship:
+                continue
+            area = next(s.area_px for s in scene.slicks if s.id == i)
+            if c >= 0.25 * area or c >= 0.3 * max(inst.size, 1):
+                on_sourced = True
+                hits[i] = hits.get(i, False) or sl.possible_source
+        if sl.possible_source:
+            t.flagged += 1
+            t.flagged_false += int(not on_sourced)
+    t.sourced += len(with_ship)
+    t.sourced_flagged += sum(hits.values())
+
+
 def _region(seg: Segmentation, bbox: tuple[int, int, int, int], cls: int) -> np.ndarray:
     x, y, w, h = bbox
     return np.asarray(seg.mask[y : y + h, x : x + w] == cls)
@@ -123,6 +156,9 @@ def quality(seed: int, n: int, per_object: str | None) -> None:
           f"elsewhere {t.false_elsewhere / t.scenes:.2f}")  # fmt: skip
     print(f"ships found {t.ships_found}/{t.ships} = {t.ships_found / max(t.ships, 1):.1%}, "
           f"false ships per scene {t.false_ships / t.scenes:.2f}")  # fmt: skip
+    print(f"possible source (slick with a ship at its head) flagged: "
+          f"{t.sourced_flagged}/{t.sourced} = {t.sourced_flagged / max(t.sourced, 1):.1%}; "
+          f"flags on slicks without a drawn ship {t.flagged_false}/{t.flagged}")  # fmt: skip
     print(f"land IoU {t.land_i / max(t.land_u, 1):.3f}")
     print(f"speed (this loop, one thread): {mpx / elapsed:.1f} Mpx/s, "
           f"{1000 * elapsed / t.scenes:.1f} ms per image")  # fmt: skip
@@ -136,16 +172,26 @@ def quality(seed: int, n: int, per_object: str | None) -> None:
 
 
 def _calibration(rows: list[dict[str, float]]) -> None:
+    """Reliability table: objects binned by confidence; an object is oil when >= 30 % of its
+    pixels are oil in the truth. Calibrated means the oil fraction matches the mean
+    confidence in every bin (ECE: their count-weighted mean absolute difference)."""
     if not rows:
         return
     conf = np.array([r["confidence"] for r in rows])
     oil = np.array([r["oil"] for r in rows])
-    parts = []
-    for lo in (0.0, 0.2, 0.4, 0.6, 0.8):
-        sel = (conf >= lo) & (conf < lo + 0.2 + (1e-9 if lo == 0.8 else 0))
-        if sel.any():
-            parts.append(f"[{lo:.1f},{lo + 0.2:.1f}) n={sel.sum()} oil={oil[sel].mean():.2f}")
-    print("confidence calibration: " + "; ".join(parts))
+    print("confidence reliability (dark objects, both classes):")
+    print("  bin         n   mean conf  oil fraction")
+    ece = 0.0
+    for lo in np.arange(0.0, 1.0, 0.1):
+        sel = (conf >= lo) & ((conf < lo + 0.1) if lo < 0.85 else (conf <= 1.0))
+        if not sel.any():
+            print(f"  [{lo:.1f},{lo + 0.1:.1f})  {0:4d}")
+            continue
+        mc, fr = float(conf[sel].mean()), float(oil[sel].mean())
+        ece += sel.sum() / len(conf) * abs(mc - fr)
+        print(f"  [{lo:.1f},{lo + 0.1:.1f})  {sel.sum():4d}   {mc:.2f}       {fr:.2f}")
+    brier = float(np.mean((conf - oil) ** 2))
+    print(f"  ECE {ece:.3f}, Brier {brier:.3f} over {len(conf)} objects")
 
 
 def speed_small(reps: int) -> None:
