@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", default="1250x650", help="scene size WxH (default 1250x650)")
     synth.add_argument("--geotiff", action="store_true", help="write georeferenced GeoTIFFs")
     synth.add_argument(
+        "--form",
+        choices=("amplitude16", "sigma0", "db"),
+        default="amplitude16",
+        help="GeoTIFF pixels: uint16 amplitude (GRD-like), float32 linear sigma0, or float32 dB",
+    )
+    synth.add_argument(
         "--with-truth", action="store_true", help="add ground-truth label maps under truth/"
     )
     return parser
@@ -139,6 +145,7 @@ def _synth(args: argparse.Namespace) -> int:
         size=(width, height),
         geotiff=args.geotiff,
         with_truth=args.with_truth,
+        form=args.form,
     )
     print(f"wrote {args.n} scenes to {args.output}")
     return 0

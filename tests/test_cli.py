@@ -30,6 +30,21 @@ def test_synth_writes_a_zip_of_scenes(tmp_path: Path) -> None:
     assert len([n for n in names if not n.startswith("truth/")]) == 2
 
 
+def test_synth_geotiffs_segment_with_areas_and_geojson(tmp_path: Path) -> None:
+    scenes = tmp_path / "geo.zip"
+    args = ["synth", "-n", "1", "-o", str(scenes), "--size", "640x400", "--geotiff"]
+    assert main([*args, "--form", "sigma0"]) == 0
+    out = tmp_path / "out"
+    assert main(["segment", str(scenes), "-o", str(out)]) == 0
+    (mask,) = (out / "masks").iterdir()
+    assert mask.suffix == ".tif"
+    rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    assert rows[0]["oil_area_km2"] not in ("", "0.0")
+    geojson = json.loads((out / "slicks.geojson").read_text())
+    lon, lat = geojson["features"][0]["geometry"]["coordinates"][0][0]
+    assert -10 < lon < 15 and 45 < lat < 60  # the generator puts scenes in the North Sea
+
+
 def test_segment_writes_the_same_outputs_as_the_service(tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
