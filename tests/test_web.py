@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Server, image_zip, make_zip
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, ViewportSize, expect, sync_playwright
 
 from oilspill import synth
 
@@ -45,6 +45,8 @@ new PerformanceObserver((list) => {
 """
 LAPTOP: ViewportSize = {"width": 1280, "height": 900}
 WAIT_MS = 30_000
+# One image's detail record: asked for by the enlarged view only, never for the gallery.
+DETAIL_URL = re.compile(r"/api/v1/jobs/[0-9a-f]+/images/\d+$")
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +112,31 @@ def many_scenes(tmp_path: Path, n: int) -> bytes:
     return make_zip({f"scene_{i:03d}.png": data for i in range(n)}, zipfile.ZIP_STORED)
 
 
+def record_requests(page: Page, method: str, pattern: re.Pattern[str]) -> list[str]:
+    """The URLs of the page's requests with this method that match `pattern`, as they are made."""
+    urls: list[str] = []
+
+    def seen(request: Request) -> None:
+        if request.method == method and pattern.search(request.url):
+            urls.append(request.url)
+
+    page.on("request", seen)
+    return urls
+
+
 def shown_percent(fraction: float) -> str:
     """A confidence as the page shows it: whole percent, 100 % only when certain."""
     return "100%" if fraction >= 1 else f"{min(99, int(fraction * 100 + 0.5))}%"
+
+
+def card_confidences(confidences: list[float]) -> str:
+    """A card's confidence line: the first three, then how many more."""
+    if not confidences:
+        return "No oil found"
+    text = ", ".join(shown_percent(c) for c in confidences[:3])
+    if len(confidences) > 3:
+        text += f" +{len(confidences) - 3}"
+    return f"Confidence: {text}"
 
 
 def job_resource(server: Server, job_id: str) -> dict[str, Any]:
@@ -130,6 +154,7 @@ def test_gallery_shows_every_image_with_its_slick_count(
     synth.write_zip(scenes, 6, seed=7, size=(1000, 520))
     page = new_page()
     page.add_init_script(RECORD_LAYOUT_SHIFTS)
+    details = record_requests(page, "GET", DETAIL_URL)
     page.goto(server.url)
 
     press_enter_on_the_drop_zone(page)
@@ -146,10 +171,11 @@ def test_gallery_shows_every_image_with_its_slick_count(
         expect(count).to_have_attribute("data-slicks", str(image["slicks"]))
         expect(count).to_contain_text(f"Oil slicks: {image['slicks']}")
         expect(card.locator(".area")).to_contain_text("km²")
+        expect(card.locator(".confidence")).to_have_text(card_confidences(image["confidences"]))
+    assert details == []  # the confidences came with the job resource
     expect(page.locator("#summary [data-key=images]")).to_have_text(str(len(job["images"])))
     expect(page.locator("#download")).to_have_attribute("href", job["links"]["result"])
     expect(page.locator("#job-countdown")).to_contain_text(re.compile(r"deleted in \d+:\d\d"))
-    expect(page.locator(".card .confidence", has_text="…")).to_have_count(0)
     assert page.evaluate("window.layoutShift") < 0.05  # nothing jumped while the job ran
     page.locator("#drop").blur()  # no focus ring in the picture
     SCREENSHOT.parent.mkdir(exist_ok=True)
@@ -169,9 +195,12 @@ def test_enlarged_view_lists_each_slick_with_its_confidence_and_esc_closes_it(
     zip_path = tmp_path / "images.zip"
     zip_path.write_bytes(image_zip(2))
     page = new_page()
+    details = record_requests(page, "GET", DETAIL_URL)
     page.goto(server.url)
     page.set_input_files("#file", str(zip_path))
     job_id = wait_until_finished(page)
+    expect(page.locator(".card .confidence").first).to_contain_text("Confidence: ")
+    assert details == []
 
     detail = httpx.get(f"{server.url}/api/v1/jobs/{job_id}/images/0", timeout=10).json()
     page.locator('.card[data-index="0"] .thumb').click()
@@ -182,6 +211,7 @@ def test_enlarged_view_lists_each_slick_with_its_confidence_and_esc_closes_it(
     expect(rows).to_have_count(len(detail["slicks"]))
     for slick in detail["slicks"]:
         expect(viewer.locator("tbody")).to_contain_text(shown_percent(slick["confidence"]))
+    assert [url.rsplit("/", 1)[1] for url in details] == ["0"]  # the enlarged image only
     page.keyboard.press("Escape")
     expect(viewer).to_be_hidden()
     expect(page.locator('.card[data-index="0"] .thumb')).to_be_focused()
@@ -193,20 +223,50 @@ def test_rejected_uploads_show_the_servers_own_message(
     server = start_server("--max-upload-mb", "1")
     not_a_zip = tmp_path / "notes.zip"
     not_a_zip.write_bytes(b"these are notes, not a zip archive\n" * 10)
-    too_large = tmp_path / "large.zip"
-    too_large.write_bytes(make_zip({"big.bin": os.urandom(1_200_000)}))
     page = new_page()
+    uploads = record_requests(page, "POST", re.compile(r"/api/v1/jobs$"))
     page.goto(server.url)
     message = page.locator("#upload-message")
 
-    for path, status in [(not_a_zip, 400), (too_large, 413)]:
-        answer = httpx.post(f"{server.url}/api/v1/jobs", files={"file": path.read_bytes()})
-        assert answer.status_code == status
-        page.set_input_files("#file", str(path))
-        expect(message).to_be_visible()
-        expect(message).to_contain_text(f"({status})")
-        expect(message).to_contain_text(answer.json()["detail"])
+    answer = httpx.post(f"{server.url}/api/v1/jobs", files={"file": not_a_zip.read_bytes()})
+    assert answer.status_code == 400
+    page.set_input_files("#file", str(not_a_zip))
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("(400)")
+    expect(message).to_contain_text(answer.json()["detail"])
+    assert len(uploads) == 1
     expect(page.locator("#job")).to_be_hidden()
+
+
+def test_a_too_large_zip_is_refused_before_it_is_sent(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--max-upload-mb", "1")
+    too_large = tmp_path / "large.zip"
+    too_large.write_bytes(make_zip({"big.bin": os.urandom(1_200_000)}))
+    page = new_page()
+    uploads = record_requests(page, "POST", re.compile(r"/api/v1/jobs$"))
+    page.goto(server.url)
+    expect(page.locator("#drop-hint")).to_contain_text("of up to 1 MB")
+    message = page.locator("#upload-message")
+
+    page.set_input_files("#file", str(too_large))
+    expect(message).to_contain_text("large.zip is 1.2 MB: this server accepts a zip of up to 1 MB")
+    page.get_by_role("button", name="Русский").click()
+    expect(message).to_contain_text("Размер large.zip: 1,2 МБ")
+    expect(message).to_contain_text("не больше 1 МБ")
+    assert uploads == []
+    expect(page.locator("#job")).to_be_hidden()
+
+    # Without the limit from /healthz the zip is sent, and the server's own refusal shown.
+    answer = httpx.post(f"{server.url}/api/v1/jobs", files={"file": too_large.read_bytes()})
+    assert answer.status_code == 413
+    blind = new_page()
+    blind.route(re.compile(r"/healthz$"), lambda route: route.abort())
+    blind.goto(server.url)
+    blind.set_input_files("#file", str(too_large))
+    expect(blind.locator("#upload-message")).to_contain_text("(413)")
+    expect(blind.locator("#upload-message")).to_contain_text(answer.json()["detail"])
 
 
 def test_upload_progress_counts_real_bytes(
@@ -245,6 +305,7 @@ def test_language_follows_the_browser_and_the_choice_survives_a_reload(
     page.set_input_files("#file", str(zip_path))
     wait_until_finished(page)
     expect(page.locator(".card .count").first).to_contain_text("Пятен нефти:")
+    expect(page.locator("#job-source")).to_have_text("Архив: images.zip")
 
     page.get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
@@ -256,6 +317,7 @@ def test_language_follows_the_browser_and_the_choice_survives_a_reload(
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#job")).to_have_attribute("data-state", "succeeded")
     expect(page.locator("#gallery .card")).to_have_count(2)
+    expect(page.locator("#job-source")).to_have_text("From images.zip")
 
 
 def test_countdown_runs_out_and_the_page_says_the_results_expired(
@@ -274,6 +336,11 @@ def test_countdown_runs_out_and_the_page_says_the_results_expired(
     expect(page.locator("#job-message")).to_contain_text("expired")
     expect(page.locator("#download")).to_be_hidden()
     expect(page.locator("#gallery")).to_be_hidden()
+    page.reload()  # now only the server's word tells an expired job from an unknown one
+    expect(page.locator("#job")).to_have_attribute("data-state", "expired")
+    expect(page.locator("#job-message")).to_have_text(
+        "These results expired and were deleted from the server."
+    )
 
 
 def test_cancel_stops_a_running_job_and_deletes_it(
@@ -289,6 +356,10 @@ def test_cancel_stops_a_running_job_and_deletes_it(
     job_id = page.url.rsplit("/", 1)[1]
     cancel = page.locator("#cancel")
     expect(cancel).to_have_text("Cancel job")
+    expect(page.locator("#job-countdown")).to_have_text(
+        "Results are kept 10 minutes after processing."
+    )
+    expect(page.locator("#job-source")).to_have_text("From many.zip")
 
     page.once("dialog", lambda dialog: dialog.accept())
     cancel.click()
@@ -296,3 +367,29 @@ def test_cancel_stops_a_running_job_and_deletes_it(
     expect(page.locator("#job-message")).to_contain_text("deleted")
     response = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10)
     assert response.status_code == 404
+
+
+def test_a_deleted_job_and_an_unknown_one_say_different_things(
+    start_server: Callable[..., Server], new_page: Callable[..., Page]
+) -> None:
+    server = start_server()
+    files = {"file": ("images.zip", image_zip(1), "application/zip")}
+    job = httpx.post(f"{server.url}/api/v1/jobs", files=files, timeout=30).json()
+    assert httpx.delete(f"{server.url}/api/v1/jobs/{job['id']}", timeout=10).status_code == 204
+    page = new_page()
+    state = page.locator("#job")
+    message = page.locator("#job-message")
+
+    page.goto(f"{server.url}/jobs/{job['id']}")
+    expect(state).to_have_attribute("data-state", "deleted")
+    expect(message).to_have_text("These results were deleted on request, with all their files.")
+    expect(page.locator("#download")).to_be_hidden()
+    page.get_by_role("button", name="Русский").click()
+    expect(message).to_have_text("Эти результаты удалены по запросу вместе со всеми файлами.")
+
+    page.goto(f"{server.url}/jobs/{'0' * 32}")
+    expect(state).to_have_attribute("data-state", "missing")
+    expect(page.locator("#job-state")).to_have_text("Не найдено")
+    expect(message).to_contain_text("Такого задания нет: проверьте ссылку.")
+    page.get_by_role("button", name="English").click()
+    expect(message).to_contain_text("There is no such job: check the link.")

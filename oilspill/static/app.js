@@ -4,8 +4,9 @@
 //   POST   /api/v1/jobs                         upload (XMLHttpRequest, for upload progress)
 //   GET    /api/v1/jobs/{id}                    the job resource, polled
 //   DELETE /api/v1/jobs/{id}                    cancel / delete
-//   GET    /api/v1/jobs/{id}/images/{i}         one image's detections (confidence per slick)
+//   GET    /api/v1/jobs/{id}/images/{i}         one image's detections (the enlarged view only)
 //   GET    /api/v1/jobs/{id}/images/{i}/{kind}  thumbnail, overlay, original
+//   GET    /healthz                             the upload limit and how long results are kept
 // A job has its own address, /jobs/{id}, so it can be reloaded or shared.
 
 import {
@@ -14,6 +15,7 @@ import {
   formatDuration,
   formatNumber,
   formatPercent,
+  formatSpan,
   initialLanguage,
   language,
   setLanguage,
@@ -24,22 +26,22 @@ import {
 const POLL_ACTIVE_MS = 1000; // while the job is queued or running
 const POLL_FINISHED_MS = 10000; // afterwards, to keep the countdown in sync
 const POLL_RETRY_MS = 3000; // after a network error
-const DETAIL_CONCURRENCY = 3;
+const LIMITS_TIMEOUT_MS = 5000; // an upload waits this long at most for /healthz
 const CARD_CONFIDENCES = 3; // confidences listed on a card; the viewer lists all
 
 const state = {
   generation: 0, // bumped whenever the page switches job; late answers are dropped
   jobId: null,
   job: null, // last job resource from the server
-  ended: null, // "expired" | "cancelled" | "missing" once the job is gone
+  ended: null, // "expired" | "deleted" | "cancelled" | "missing" once the job is gone
   offline: false,
   secondsLeft: 0, // the server's seconds_left ...
   syncedAt: 0, // ... as of this performance.now()
   pollTimer: 0,
   pollingGeneration: null, // the generation whose job request is in flight
-  details: new Map(), // image index -> detail record, or "error"
-  detailQueue: [],
-  detailsLoading: 0,
+  details: new Map(), // image index -> detail record, or "error" (enlarged view only)
+  limits: null, // {max_upload_bytes, ttl} from /healthz, once known
+  limitsReady: null, // a promise settled when /healthz answered, failed or timed out
   upload: null, // the XMLHttpRequest in flight
   uploadProgress: null, // {name, loaded, total, sent}
   uploadMessage: null, // {key, params (or a function making them), detail, retry, kind}
@@ -62,7 +64,60 @@ function el(tag, attrs = {}, ...children) {
 
 // Upload ------------------------------------------------------------------------
 
+// Limits ---------------------------------------------------------------------------
+
+function loadLimits() {
+  state.limitsReady = fetch("/healthz", {
+    cache: "no-store",
+    signal: AbortSignal.timeout(LIMITS_TIMEOUT_MS),
+  })
+    .then((response) => (response.ok ? response.json() : null))
+    .then((health) => {
+      if (!health) return;
+      const number = (value) => (typeof value === "number" && value >= 0 ? value : null);
+      state.limits = { max_upload_bytes: number(health.max_upload_bytes), ttl: number(health.ttl) };
+      renderHint();
+      renderJob();
+    })
+    .catch(() => {
+      // unknown limits: the server still refuses a too-large upload with its own message
+    });
+  return state.limitsReady;
+}
+
+function maxUploadBytes() {
+  return state.limits?.max_upload_bytes || null;
+}
+
+/** Two sizes that read differently, even when they round alike. */
+function sizes(size, limit) {
+  const a = formatBytes(size);
+  const b = formatBytes(limit);
+  if (a !== b) return { size: a, limit: b };
+  const exact = (n) => `${formatNumber(n)}\u00a0${t("unit.byte")}`;
+  return { size: exact(size), limit: exact(limit) };
+}
+
+function renderHint() {
+  const limit = maxUploadBytes();
+  $("drop-hint").textContent = limit
+    ? t("drop.hintLimit", { limit: formatBytes(limit) })
+    : t("drop.hint");
+}
+
+// Upload ------------------------------------------------------------------------
+
 function startUpload(file) {
+  const limit = maxUploadBytes();
+  if (limit && file.size > limit) {
+    // Refused here: sending it would only waste the time of the upload.
+    state.uploadMessage = {
+      key: "upload.tooLarge",
+      params: () => ({ name: file.name, ...sizes(file.size, limit) }),
+    };
+    renderUpload();
+    return;
+  }
   state.upload?.abort();
   const xhr = new XMLHttpRequest();
   state.upload = xhr;
@@ -154,14 +209,16 @@ function renderUploadMessage() {
   if (message.retry) box.append(" ", t("upload.retry", { seconds: message.retry }));
 }
 
-function pickFiles(files) {
+async function pickFiles(files) {
   if (!files || files.length === 0) return;
   if (files.length > 1) {
     state.uploadMessage = { key: "upload.one" };
     renderUpload();
     return;
   }
-  startUpload(files[0]);
+  const file = files[0];
+  await state.limitsReady; // settles within LIMITS_TIMEOUT_MS, usually long before a pick
+  startUpload(file);
 }
 
 function setUpDropping() {
@@ -169,7 +226,7 @@ function setUpDropping() {
   const drop = $("drop");
   drop.addEventListener("click", () => input.click());
   input.addEventListener("change", () => {
-    pickFiles(input.files);
+    pickFiles([...input.files]);
     input.value = ""; // the same file can be picked again
   });
   // The whole window takes the drop, so a near miss does not open the zip in the tab.
@@ -215,11 +272,7 @@ function resetJob(id) {
   state.generation += 1;
   clearTimeout(state.pollTimer);
   Object.assign(state, { jobId: id, job: null, ended: null, offline: false, viewerIndex: null });
-  state.details = new Map();
-  state.detailQueue = [];
-  state.detailsLoading = 0; // answers for the previous job are dropped, not counted
-  cardWatcher.disconnect();
-  nearScreen.clear();
+  state.details = new Map(); // answers for the previous job are dropped
   if ($("viewer").open) $("viewer").close();
   $("gallery").replaceChildren();
 }
@@ -281,11 +334,11 @@ async function pollOnce() {
     schedulePoll(POLL_RETRY_MS);
     return;
   }
-  const job = response.ok ? await response.json().catch(() => null) : null;
+  const body = await response.json().catch(() => null);
   if (generation !== state.generation) return;
-  if (job) applyResource(job);
+  if (response.ok && body) applyResource(body);
   else if (response.status >= 400 && response.status < 500) {
-    endJob(isDue() ? "expired" : "missing");
+    endJob(goneAs(body) ?? (isDue() ? "expired" : "missing"));
   } else {
     state.offline = true; // a 5xx, or a proxy's page instead of JSON: try again later
     renderJob();
@@ -296,6 +349,16 @@ async function pollOnce() {
 /** Seconds until the results are deleted, counted down locally from the last sync. */
 function secondsLeft() {
   return Math.max(0, state.secondsLeft - (performance.now() - state.syncedAt) / 1000);
+}
+
+/**
+ * How the server says a job is gone: "gone" (it existed: expired or deleted, which
+ * the detail tells) or "not_found" (never known here). Null for a body of another shape.
+ */
+function goneAs(body) {
+  if (body?.error === "gone") return /\bexpired\b/i.test(body.detail ?? "") ? "expired" : "deleted";
+  if (body?.error === "not_found" || body?.error === "bad_request") return "missing";
+  return null;
 }
 
 function isFinished(job) {
@@ -312,7 +375,6 @@ function applyResource(job) {
   state.secondsLeft = job.seconds_left;
   state.syncedAt = performance.now();
   renderJob();
-  queueDetails(job);
   if (!isFinished(job)) schedulePoll(POLL_ACTIVE_MS);
   else schedulePoll(Math.min(POLL_FINISHED_MS, Math.max(1000, job.seconds_left * 1000 + 300)));
 }
@@ -361,6 +423,7 @@ function renderJob() {
   }
   const job = state.job;
   renderState();
+  renderSource();
   renderActions();
   renderProgress();
   renderCountdown();
@@ -384,6 +447,14 @@ function renderState() {
   badge.textContent = t(`job.state.${key}`);
   badge.dataset.state = key;
   $("job").dataset.state = key;
+}
+
+function renderSource() {
+  const name = state.job?.upload_name;
+  const box = $("job-source");
+  box.replaceChildren();
+  if (name) box.append(t("job.source"), " ", el("bdi", { id: "job-upload-name", text: name }));
+  box.title = name ?? "";
 }
 
 function renderActions() {
@@ -417,12 +488,19 @@ function renderCountdown() {
   const job = state.job;
   box.dataset.kind = "";
   if (state.ended || !job) box.textContent = "";
-  else if (!isFinished(job)) box.textContent = t("job.kept");
+  else if (!isFinished(job)) box.textContent = keptText(job);
   else {
     const left = secondsLeft();
     box.textContent = t("job.countdown", { time: formatDuration(left) });
     box.dataset.kind = left < 60 ? "soon" : "";
   }
+}
+
+function keptText(job) {
+  const ttl = typeof job.ttl === "number" ? job.ttl : state.limits?.ttl;
+  if (typeof ttl !== "number") return t("job.keptSome");
+  if (ttl === 0) return t("job.keptNone");
+  return t("job.kept", { time: formatSpan(ttl) });
 }
 
 function renderJobMessage() {
@@ -473,7 +551,6 @@ function renderGallery(job) {
     if (!card) {
       card = createCard(image);
       gallery.append(card);
-      cardWatcher.observe(card);
     }
     updateCard(card, image);
   }
@@ -516,7 +593,7 @@ function updateCard(card, image) {
   if (done) count.replaceChildren(...countParts(image));
   else count.textContent = t(`image.${image.status}`);
   area.textContent = done ? t("image.area", { area: areaOf(image) }) : "";
-  confidence.textContent = done ? confidenceText(image.index) : "";
+  confidence.textContent = done ? confidenceText(image) : "";
   card.querySelector(".card-line.count").classList.toggle("error", image.status === "failed");
   if (image.status === "failed") {
     area.textContent = t("image.why", { error: image.error || "?" });
@@ -537,82 +614,36 @@ function areaOf(image) {
   return formatArea(image.oil_area_km2, image.oil_pixels);
 }
 
-function oilSlicks(index) {
-  const detail = state.details.get(index);
-  if (!detail || detail === "error") return null;
-  return detail.slicks.filter((slick) => slick.cls === 1).sort((a, b) => b.confidence - a.confidence);
-}
-
-function confidenceText(index) {
-  const detail = state.details.get(index);
-  if (detail === "error") return "";
-  const slicks = oilSlicks(index);
-  if (!slicks) return "…";
-  if (slicks.length === 0) return t("image.noOil");
-  const shown = slicks.slice(0, CARD_CONFIDENCES).map((slick) => formatPercent(slick.confidence));
+/** The confidence of each oil slick, from the job resource (highest first). */
+function confidenceText(image) {
+  const confidences = image.confidences;
+  if (!Array.isArray(confidences)) return "";
+  if (confidences.length === 0) return t("image.noOil");
+  const shown = confidences.slice(0, CARD_CONFIDENCES).map((value) => formatPercent(value));
   let list = shown.join(", ");
-  if (slicks.length > CARD_CONFIDENCES) {
-    list += ` ${t("image.more", { n: slicks.length - CARD_CONFIDENCES })}`;
+  if (confidences.length > CARD_CONFIDENCES) {
+    list += ` ${t("image.more", { n: confidences.length - CARD_CONFIDENCES })}`;
   }
   return t("image.confidence", { list });
 }
 
-// Image details: slicks with their confidence, fetched once per image ------------------
-
-// Only cards on or near the screen ask for their details, so a job of hundreds of
-// images does not send hundreds of requests at once.
-const nearScreen = new Set();
-const cardWatcher = new IntersectionObserver(
-  (entries) => {
-    for (const entry of entries) {
-      const index = Number(entry.target.dataset.index);
-      if (entry.isIntersecting) nearScreen.add(index);
-      else nearScreen.delete(index);
-    }
-    if (state.job) queueDetails(state.job);
-  },
-  { rootMargin: "400px 0px" },
-);
-
-function queueDetails(job) {
-  for (const image of job.images) {
-    if (image.status === "done" && nearScreen.has(image.index)) queueDetail(image.index);
-  }
-  pumpDetails();
-}
-
-function queueDetail(index, first = false) {
-  if (state.details.has(index) || state.detailQueue.includes(index)) return;
-  if (first) state.detailQueue.unshift(index);
-  else state.detailQueue.push(index);
-}
-
-function pumpDetails() {
-  while (state.detailsLoading < DETAIL_CONCURRENCY && state.detailQueue.length) {
-    loadDetail(state.detailQueue.shift());
-  }
-}
+// Image details: the enlarged view's detections table, fetched once per image -----------
 
 async function loadDetail(index) {
+  if (state.details.has(index) && state.details.get(index) !== "error") return;
   const { generation, jobId } = state;
-  state.detailsLoading += 1;
+  state.details.set(index, undefined); // asked for; shown as loading
   let record = "error";
   try {
     const url = `/api/v1/jobs/${encodeURIComponent(jobId)}/images/${index}`;
     const response = await fetch(url);
     if (response.ok) record = await response.json();
   } catch {
-    // shown as "could not load" in the viewer; the card just lists no confidences
+    // shown as "could not load" in the viewer
   }
-  if (generation === state.generation) {
-    state.details.set(index, record);
-    state.detailsLoading -= 1;
-    const card = $("gallery").children[index];
-    const image = state.job?.images[index];
-    if (card && image) updateCard(card, image);
-    if (state.viewerIndex === index) renderDetections();
-    pumpDetails();
-  }
+  if (generation !== state.generation) return;
+  state.details.set(index, record);
+  if (state.viewerIndex === index) renderDetections();
 }
 
 // The enlarged view -------------------------------------------------------------------
@@ -622,8 +653,7 @@ function doneIndices() {
 }
 
 function openViewer(index) {
-  queueDetail(index, true);
-  pumpDetails();
+  loadDetail(index);
   state.viewerIndex = index;
   renderViewer();
   const dialog = $("viewer");
@@ -636,8 +666,7 @@ function stepViewer(step) {
   const at = indices.indexOf(state.viewerIndex);
   if (at < 0 || indices.length < 2) return;
   state.viewerIndex = indices[(at + step + indices.length) % indices.length];
-  queueDetail(state.viewerIndex, true);
-  pumpDetails();
+  loadDetail(state.viewerIndex);
   renderViewer();
 }
 
@@ -741,6 +770,7 @@ function applyLanguage(lang, remember) {
   for (const button of document.querySelectorAll(".lang-button")) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
   }
+  renderHint();
   renderUpload();
   renderJob();
   if (state.viewerIndex !== null) renderViewer();
@@ -748,7 +778,8 @@ function applyLanguage(lang, remember) {
 
 // Start -------------------------------------------------------------------------------
 
-function start() {
+async function start() {
+  const limits = loadLimits();
   applyLanguage(initialLanguage(), false);
   for (const button of document.querySelectorAll(".lang-button")) {
     button.addEventListener("click", () => applyLanguage(button.dataset.lang, true));
@@ -766,6 +797,8 @@ function start() {
   window.addEventListener("popstate", route);
   setInterval(tick, 1000);
   route();
+  // The drop zone's hint names the upload limit: shown at once rather than moments later.
+  await Promise.race([limits, new Promise((resolve) => setTimeout(resolve, 800))]);
   document.body.dataset.ready = "true";
 }
 

@@ -14,6 +14,7 @@ const TEXTS = {
     "drop.title": "Drop a zip of images here",
     "drop.or": "or press to choose a file",
     "drop.hint": "PNG, JPEG, WebP, BMP or TIFF images inside a .zip",
+    "drop.hintLimit": "PNG, JPEG, WebP, BMP or TIFF images inside a .zip of up to {limit}",
     "drop.active": "Release to upload",
     "upload.progress": "Uploading {name}: {loaded} of {total} ({percent})",
     "upload.unpacking": "Uploaded {total}. The server is checking the archive…",
@@ -24,6 +25,9 @@ const TEXTS = {
     "upload.retry": "Try again in {seconds} s.",
     "upload.network": "Could not reach the server. Check the connection and try again.",
     "upload.one": "Drop one zip file at a time.",
+    "upload.tooLarge":
+      "{name} is {size}: this server accepts a zip of up to {limit}. " +
+      "Split the images into smaller zips. Nothing was uploaded.",
     "job.heading": "Job",
     "job.state.queued": "Queued",
     "job.state.running": "Processing",
@@ -31,16 +35,22 @@ const TEXTS = {
     "job.state.failed": "Failed",
     "job.state.expired": "Expired",
     "job.state.cancelled": "Deleted",
+    "job.state.deleted": "Deleted",
     "job.state.missing": "Not found",
     "job.state.loading": "Loading…",
     "job.progress": "Images processed: {done} of {total}",
     "job.failedCount": "failed: {failed}",
-    "job.kept": "Results will be kept for a limited time.",
+    "job.source": "From",
+    "job.kept": "Results are kept {time} after processing.",
+    "job.keptSome": "Results are kept for a limited time after processing.",
+    "job.keptNone": "Results are deleted as soon as processing ends.",
     "job.countdown": "Results are deleted in {time}",
-    "job.expired": "The results have expired and were deleted from the server.",
+    "job.expired": "These results expired and were deleted from the server.",
     "job.cancelled": "The job was deleted, with all its files.",
+    "job.deleted": "These results were deleted on request, with all their files.",
     "job.missing":
-      "There is no such job: the link is wrong, or the job was deleted or its results expired.",
+      "There is no such job: check the link. A job whose results expired before the " +
+      "server restarted is not known either.",
     "job.failedWhy": "The job failed: {error}",
     "job.offline": "The server does not answer; trying again…",
     "job.link": "The address of this page opens this job while its results are kept.",
@@ -91,6 +101,7 @@ const TEXTS = {
     "unit.px": "px",
     "unit.km": "km",
     "unit.bytes": ["B", "KB", "MB", "GB"],
+    "unit.byte": "B",
     "footer.api": "API description",
   },
   ru: {
@@ -102,6 +113,7 @@ const TEXTS = {
     "drop.title": "Перетащите сюда zip-архив со снимками",
     "drop.or": "или нажмите, чтобы выбрать файл",
     "drop.hint": "Внутри .zip — изображения PNG, JPEG, WebP, BMP или TIFF",
+    "drop.hintLimit": "Внутри .zip (не больше {limit}) — изображения PNG, JPEG, WebP, BMP или TIFF",
     "drop.active": "Отпустите, чтобы загрузить",
     "upload.progress": "Загрузка {name}: {loaded} из {total} ({percent})",
     "upload.unpacking": "Загружено {total}. Сервер проверяет архив…",
@@ -112,6 +124,9 @@ const TEXTS = {
     "upload.retry": "Попробуйте снова через {seconds} с.",
     "upload.network": "Сервер недоступен. Проверьте соединение и попробуйте снова.",
     "upload.one": "Перетащите один zip-файл.",
+    "upload.tooLarge":
+      "Размер {name}: {size}, а этот сервер принимает zip-архивы не больше {limit}. " +
+      "Разделите снимки на архивы поменьше. Файл не отправлялся.",
     "job.heading": "Задание",
     "job.state.queued": "В очереди",
     "job.state.running": "Обработка",
@@ -119,16 +134,22 @@ const TEXTS = {
     "job.state.failed": "Ошибка",
     "job.state.expired": "Срок истёк",
     "job.state.cancelled": "Удалено",
+    "job.state.deleted": "Удалено",
     "job.state.missing": "Не найдено",
     "job.state.loading": "Загрузка…",
     "job.progress": "Обработано снимков: {done} из {total}",
     "job.failedCount": "с ошибкой: {failed}",
-    "job.kept": "Результаты хранятся ограниченное время.",
+    "job.source": "Архив:",
+    "job.kept": "Результаты хранятся {time} после обработки.",
+    "job.keptSome": "Результаты хранятся ограниченное время после обработки.",
+    "job.keptNone": "Результаты удаляются сразу после обработки.",
     "job.countdown": "Результаты будут удалены через {time}",
-    "job.expired": "Срок хранения истёк, результаты удалены с сервера.",
+    "job.expired": "Срок хранения этих результатов истёк, они удалены с сервера.",
     "job.cancelled": "Задание удалено вместе со всеми файлами.",
+    "job.deleted": "Эти результаты удалены по запросу вместе со всеми файлами.",
     "job.missing":
-      "Такого задания нет: ссылка неверна, задание удалено или срок хранения результатов истёк.",
+      "Такого задания нет: проверьте ссылку. Задания, срок хранения которых истёк " +
+      "до перезапуска сервера, тоже не находятся.",
     "job.failedWhy": "Задание не выполнено: {error}",
     "job.offline": "Сервер не отвечает; повторяем попытку…",
     "job.link": "Адрес этой страницы открывает это задание, пока результаты хранятся.",
@@ -180,6 +201,7 @@ const TEXTS = {
     "unit.px": "пикс.",
     "unit.km": "км",
     "unit.bytes": ["Б", "КБ", "МБ", "ГБ"],
+    "unit.byte": "Б",
     "footer.api": "Описание API",
   },
 };
@@ -267,6 +289,20 @@ export function formatArea(km2, pixels) {
   if (km2 === null || km2 === undefined) return `${formatNumber(pixels)}\u00a0${t("unit.px")}`;
   const digits = km2 >= 100 ? 0 : km2 >= 1 ? 2 : 3;
   return `${formatNumber(km2, digits)}\u00a0${t("unit.km2")}`;
+}
+
+/** A span of time in words, in its largest whole-enough unit: "90 seconds", "10 minutes", "2 hours". */
+export function formatSpan(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  let [value, unit] = [s, "second"];
+  if (s >= 2 * 3600 || (s >= 3600 && s % 3600 === 0)) [value, unit] = [s / 3600, "hour"];
+  else if (s >= 120 || (s >= 60 && s % 60 === 0)) [value, unit] = [s / 60, "minute"];
+  return new Intl.NumberFormat(current, {
+    style: "unit",
+    unit,
+    unitDisplay: "long",
+    maximumFractionDigits: 1,
+  }).format(value);
 }
 
 /** Seconds as m:ss, or h:mm:ss from an hour up. */
