@@ -251,10 +251,11 @@ def test_a_too_large_zip_is_refused_before_it_is_sent(
     message = page.locator("#upload-message")
 
     page.set_input_files("#file", str(too_large))
-    expect(message).to_contain_text("large.zip is 1.2 MB: this server accepts a zip of up to 1 MB")
+    expect(message).to_contain_text("large.zip is too large to upload: 1.2 MB.")
+    expect(message).to_contain_text("This server accepts a zip of up to 1 MB;")
     page.get_by_role("button", name="Русский").click()
-    expect(message).to_contain_text("Размер large.zip: 1,2 МБ")
-    expect(message).to_contain_text("не больше 1 МБ")
+    expect(message).to_contain_text("Файл large.zip слишком большой для загрузки: 1,2 МБ.")
+    expect(message).to_contain_text("не больше 1 МБ;")
     assert uploads == []
     expect(page.locator("#job")).to_be_hidden()
 
@@ -383,7 +384,8 @@ def test_a_deleted_job_and_an_unknown_one_say_different_things(
     page.goto(f"{server.url}/jobs/{job['id']}")
     expect(state).to_have_attribute("data-state", "deleted")
     expect(message).to_have_text("These results were deleted on request, with all their files.")
-    expect(page.locator("#download")).to_be_hidden()
+    for empty in ("#download", "#job-bar", "#job-source"):  # nothing was known of it
+        expect(page.locator(empty)).to_be_hidden()
     page.get_by_role("button", name="Русский").click()
     expect(message).to_have_text("Эти результаты удалены по запросу вместе со всеми файлами.")
 

@@ -114,6 +114,7 @@ function startUpload(file) {
     state.uploadMessage = {
       key: "upload.tooLarge",
       params: () => ({ name: file.name, ...sizes(file.size, limit) }),
+      more: "upload.tooLargeHow",
     };
     renderUpload();
     return;
@@ -205,6 +206,7 @@ function renderUploadMessage() {
   box.setAttribute("role", message.kind === "ok" ? "status" : "alert");
   const params = typeof message.params === "function" ? message.params() : message.params;
   box.append(el("strong", { text: t(message.key, params) }));
+  if (message.more) box.append(" ", t(message.more, params));
   if (message.detail) box.append(" ", el("span", { class: "detail", text: message.detail }));
   if (message.retry) box.append(" ", t("upload.retry", { seconds: message.retry }));
 }
@@ -422,6 +424,8 @@ function renderJob() {
     return;
   }
   const job = state.job;
+  // Gone before anything was known of it (a reload, a stale link): only say so.
+  section.classList.toggle("bare", Boolean(state.ended) && !job);
   renderState();
   renderSource();
   renderActions();

@@ -25,9 +25,10 @@ const TEXTS = {
     "upload.retry": "Try again in {seconds} s.",
     "upload.network": "Could not reach the server. Check the connection and try again.",
     "upload.one": "Drop one zip file at a time.",
-    "upload.tooLarge":
-      "{name} is {size}: this server accepts a zip of up to {limit}. " +
-      "Split the images into smaller zips. Nothing was uploaded.",
+    "upload.tooLarge": "{name} is too large to upload: {size}.",
+    "upload.tooLargeHow":
+      "This server accepts a zip of up to {limit}; split the images into smaller zips. " +
+      "Nothing was sent.",
     "job.heading": "Job",
     "job.state.queued": "Queued",
     "job.state.running": "Processing",
@@ -124,9 +125,10 @@ const TEXTS = {
     "upload.retry": "Попробуйте снова через {seconds} с.",
     "upload.network": "Сервер недоступен. Проверьте соединение и попробуйте снова.",
     "upload.one": "Перетащите один zip-файл.",
-    "upload.tooLarge":
-      "Размер {name}: {size}, а этот сервер принимает zip-архивы не больше {limit}. " +
-      "Разделите снимки на архивы поменьше. Файл не отправлялся.",
+    "upload.tooLarge": "Файл {name} слишком большой для загрузки: {size}.",
+    "upload.tooLargeHow":
+      "Этот сервер принимает zip-архивы не больше {limit}; разделите снимки на архивы " +
+      "поменьше. Файл не отправлялся.",
     "job.heading": "Задание",
     "job.state.queued": "В очереди",
     "job.state.running": "Обработка",
