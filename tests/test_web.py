@@ -11,6 +11,7 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +126,15 @@ def record_requests(page: Page, method: str, pattern: re.Pattern[str]) -> list[s
 
 
 def shown_percent(fraction: float) -> str:
-    """A confidence as the page shows it: whole percent, 100 % only when certain."""
-    return "100%" if fraction >= 1 else f"{min(99, int(fraction * 100 + 0.5))}%"
+    """A confidence as the page shows it: whole percent, 100 % only when certain.
+
+    Rounded as Chromium's Intl.NumberFormat rounds: half away from zero, on the number's
+    shortest decimal form (0.145 is 15 %, where float arithmetic would make it 14 %).
+    """
+    if fraction >= 1:
+        return "100%"
+    percent = (Decimal(repr(fraction)) * 100).quantize(Decimal(1), ROUND_HALF_UP)
+    return f"{min(99, int(percent))}%"
 
 
 def card_confidences(confidences: list[float]) -> str:
