@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 
@@ -199,7 +199,8 @@ class Service:
     def _missing(self, what: str, key: str) -> NotFound:
         reason = self._gone.get(key)
         if reason is not None:
-            return Gone(f"{what} {key} {reason}; its files are deleted")
+            said = "expired" if reason == "expired" else "was deleted on request"
+            return Gone(f"{what} {key} {said}; its files are deleted", reason=reason)
         return NotFound(f"no {what} {key}: it never existed here, or expired before a restart")
 
     def finished_job(self, job: Job) -> Job:
@@ -214,11 +215,11 @@ class Service:
         """Cancel a job and delete its files now."""
         job = self.get(job_id)
         self.runner.cancel(job.id)
-        self._forget(job, "was deleted on request")
+        self._forget(job, "deleted")
         await anyio.to_thread.run_sync(self.store.delete, job.id)
         log.info("job %s deleted on request", job.id)
 
-    def _forget(self, job: Job, reason: str) -> None:
+    def _forget(self, job: Job, reason: Literal["expired", "deleted"]) -> None:
         self.jobs.pop(job.id, None)
         self._by_hash.pop(job.user_hash, None)
         for key in (job.id, job.user_hash):

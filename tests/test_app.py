@@ -144,7 +144,7 @@ def test_results_expire_after_the_ttl(
     assert not job_dir.exists()
     gone = client.get(f"/api/download/{body['user_hash']}")
     assert gone.status_code == 404 and gone.json()["error"] == "gone"
-    assert "expired" in gone.json()["detail"]
+    assert gone.json()["reason"] == "expired" and "expired" in gone.json()["detail"]
     assert client.get(f"/api/archive_time_left/{body['user_hash']}").json() == {"seconds_left": 0}
 
 
@@ -257,6 +257,7 @@ def test_delete_cancels_and_removes_files(
     assert not (tmp_path / "data" / job["id"]).exists()
     gone = client.get(f"/api/v1/jobs/{job['id']}")
     assert gone.status_code == 404 and gone.json()["error"] == "gone"
+    assert gone.json()["reason"] == "deleted"
     assert client.delete(f"/api/v1/jobs/{job['id']}").status_code == 404
     # The service goes on working for others.
     other = upload(client, image_zip(1)).json()

@@ -354,11 +354,11 @@ function secondsLeft() {
 }
 
 /**
- * How the server says a job is gone: "gone" (it existed: expired or deleted, which
- * the detail tells) or "not_found" (never known here). Null for a body of another shape.
+ * How the server says a job is gone: "gone" (it existed: expired or deleted, as its
+ * `reason` says) or "not_found" (never known here). Null for a body of another shape.
  */
 function goneAs(body) {
-  if (body?.error === "gone") return /\bexpired\b/i.test(body.detail ?? "") ? "expired" : "deleted";
+  if (body?.error === "gone") return body.reason === "expired" ? "expired" : "deleted";
   if (body?.error === "not_found" || body?.error === "bad_request") return "missing";
   return null;
 }
