@@ -34,13 +34,16 @@ TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memo
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
 EDGE_LEVEL = 0.5  # outline where the contrast is this fraction of the object's damping
 EDGE_SNR = 2.5  # half the damping over the speckle std left after the outline's box filter
-SPLIT_MIN_PX = 1500  # look-alikes at least this big are searched for an oil core
+SPLIT_MIN_PX = 1500  # objects at least this big are searched for oil sub-objects
+SUB_REL_DB = 2.0  # a sub-object is this much darker than the object around it …
+SUB_JUMP = 0.3  # … with this fraction of that difference across its outline
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
 GROW_MIN_DB = 0.8
 # Edge drop of an ideal sharp step through a k x k box (features.edge_profile), by k.
 _STEP_DROP = {5: 0.406, 7: 0.293}
+_K9 = np.ones((9, 9), np.uint8)
 _DISC15 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
 
 
@@ -245,47 +248,93 @@ def _refine(
     r8 = cv2.medianBlur(region.astype(np.uint8) * 255, 3)
     region = r8 > 0
     obj = _measure(cf, region, level, (sig3, k), (fx0, fy0))
-    if obj is None or obj.cls == Cls.OIL or obj.feats["area_px"] < SPLIT_MIN_PX:
+    if obj is None or obj.feats["area_px"] < SPLIT_MIN_PX:
         return [obj] if obj is not None else []
-    return _split_dark_core(cf, region, obj, (sig3, k), (fx0, fy0))
+    return _split_two_level(cf, region, obj, (sig3, k), (fx0, fy0))
 
 
-def _split_dark_core(
+def _split_two_level(
     cf: np.ndarray,
     region: np.ndarray,
-    la: DarkObject,
+    parent: DarkObject,
     noise: tuple[float, int],
     origin: tuple[int, int],
 ) -> list[DarkObject]:
-    """Oil lying inside a look-alike: a clearly darker, sharp-edged core is its own object."""
+    """Two-level segmentation: oil lying inside (or merged with) a look-alike.
+
+    The object found at the look-alike level is searched for sub-objects at an oil
+    level: darker than the object's own interior by a few dB (Otsu split of its
+    contrast) with a sharp outline, i.e. a real step from the look-alike's level to
+    the oil's across the sub-object's edge, where a look-alike only fades. Each part
+    is then classified on its own (the rest on its outline towards the sea). A split
+    that leaves oil on both sides is undone: that is one slick whose damping varies.
+    """
     vals = cf[region]
-    base, top = np.percentile(vals, [50, 97])
-    if top - base < 2.0:
-        return [la]
-    core = (region & (cf > 0.5 * (base + top))).astype(np.uint8)
-    core = cv2.medianBlur(core * 255, 5)
+    vals = vals[:: max(1, vals.size // 8192)]  # a sample is plenty for levels
+    lo, hi = np.percentile(vals, [50, 97])
+    if hi - lo < SUB_REL_DB:
+        return [parent]
+    thr = _otsu(vals)
+    core = cv2.medianBlur((region & (cf > thr)).astype(np.uint8) * 255, 5)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
     out: list[DarkObject] = []
-    rest = region.copy()
+    taken = np.zeros_like(region)
+    ch, cw = region.shape
+    fx0, fy0 = origin
     for i in range(1, n):
         if stats[i, cv2.CC_STAT_AREA] < 2 * MIN_AREA_PX:
             continue
-        comp = lab == i
-        level = float(np.percentile(cf[comp], 70))
-        near = cv2.dilate(comp.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
-        sub = region & near & (cf > 0.5 * (base + level))
+        # Work on the component's box plus a margin for the dilations.
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        x0, y0, x1, y1 = max(x - 12, 0), max(y - 12, 0), min(x + bw + 12, cw), min(y + bh + 12, ch)
+        comp = lab[y0:y1, x0:x1] == i
+        reg, c = region[y0:y1, x0:x1], cf[y0:y1, x0:x1]
+        level = float(np.percentile(c[comp], 70))
+        near = cv2.dilate(comp.astype(np.uint8), _K9).astype(bool) & reg
+        ring = near & ~comp
+        base = float(np.median(c[ring])) if ring.any() else thr
+        sub = near & (c > 0.5 * (base + level))
         sub = cv2.medianBlur(sub.astype(np.uint8) * 255, 3) > 0
-        obj = _measure(cf, sub, level, noise, origin)
+        c_in, c_near, c_halo = features.edge_profile(c, sub, reg)
+        rel = level - c_halo
+        jump = (c_in - c_near) / max(rel, 0.1)
+        if rel < SUB_REL_DB or jump < SUB_JUMP:
+            continue
+        obj = _measure(c, sub, level, noise, (fx0 + x0, fy0 + y0))
         if obj is not None and obj.cls == Cls.OIL:
+            obj.feats.update(rel_db=rel, rel_jump=jump)
             out.append(obj)
-            rest &= ~sub
+            taken[y0:y1, x0:x1] |= sub
     if not out:
-        return [la]
-    left = _measure(cf, rest, la.feats["damping_db"], noise, origin)
-    if left is not None:
-        left.cls, left.confidence = int(Cls.LOOKALIKE), min(left.confidence, la.confidence)
-        out.append(left)
+        return [parent]
+    rest = region & ~taken
+    if not rest.any():
+        return [parent]
+    rest_vals = cf[rest]
+    rest_level = float(np.percentile(rest_vals[:: max(1, rest_vals.size // 8192)], 70))
+    away = ~cv2.dilate(taken.astype(np.uint8), _K9).astype(bool)
+    left = _measure(cf, rest, rest_level, noise, origin, away)
+    if left is None:
+        return [parent] if parent.cls == Cls.OIL else out
+    if left.cls == Cls.OIL and parent.cls == Cls.OIL:
+        return [parent]
+    left.cls = int(Cls.LOOKALIKE)
+    left.confidence = min(left.confidence, parent.confidence, 0.49)
+    out.append(left)
     return out
+
+
+def _otsu(vals: np.ndarray) -> float:
+    """Otsu's threshold of a 1-D sample (between-class variance maximised over 64 bins)."""
+    hist, edges = np.histogram(vals, bins=64)
+    p = hist.astype(np.float64) / max(hist.sum(), 1)
+    mids = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(p)
+    m0 = np.cumsum(p * mids)
+    mt = m0[-1]
+    w1 = 1.0 - w0
+    between = (mt * w0 - m0) ** 2 / np.maximum(w0 * w1, 1e-12)
+    return float(edges[int(np.argmax(between[:-1])) + 1])
 
 
 def _measure(
@@ -294,8 +343,11 @@ def _measure(
     level: float,
     noise: tuple[float, int],
     origin: tuple[int, int],
+    within: np.ndarray | None = None,
 ) -> DarkObject | None:
     """Features, confidence and class of one full-resolution region of a crop at `origin`.
+
+    With `within`, the edge is measured only where the outside lies in `within`.
 
     `noise` is (contrast sigma at half resolution, box size k of the full-resolution
     smoothing); edge sharpness is the edge drop relative to a perfect step seen
@@ -306,7 +358,7 @@ def _measure(
     area = int(region.sum())
     if area < MIN_AREA_PX:
         return None
-    c_in, c_near, c_halo = features.edge_profile(cf, region)
+    c_in, c_near, c_halo = features.edge_profile(cf, region, within)
     feats = features.shape_features(region)
     feats.update(
         damping_db=level,

@@ -31,14 +31,23 @@ _K3 = np.ones((3, 3), np.uint8)
 _K5 = np.ones((5, 5), np.uint8)
 
 
-def edge_profile(contrast: np.ndarray, region: np.ndarray) -> tuple[float, float, float]:
-    """Mean contrast just inside, just outside (1-2 px) and in a halo (3-5 px) of `region`."""
+def edge_profile(
+    contrast: np.ndarray, region: np.ndarray, within: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """Mean contrast just inside, just outside (1-2 px) and in a halo (3-5 px) of `region`.
+
+    With `within` (a larger object `region` lies in), outside means outside `region` but
+    inside `within`: the profile of a sub-object against the object around it.
+    """
     r8 = region.astype(np.uint8)
     inner = r8 & ~cv2.erode(r8, _K5).astype(bool)
     d1 = cv2.dilate(r8, _K5).astype(bool)
     d2 = cv2.dilate(r8, np.ones((11, 11), np.uint8)).astype(bool)
     near = d1 & ~region
     halo = d2 & ~d1
+    if within is not None:
+        near &= within
+        halo &= within
     c_in = float(contrast[inner.astype(bool)].mean()) if inner.any() else 0.0
     c_near = float(contrast[near].mean()) if near.any() else 0.0
     c_halo = float(contrast[halo].mean()) if halo.any() else 0.0

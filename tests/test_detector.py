@@ -86,6 +86,38 @@ def test_soft_weak_lookalike_is_class_2_not_oil() -> None:
     assert all(s.cls == Cls.LOOKALIKE for s in seg.slicks)
 
 
+def lookalike_with_oil(
+    seed: int, oil_db: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A large 4.5 dB look-alike with a soft rim and, optionally, a sharp slick inside it
+    (the darker of the two dampings wins, as where oil drifts into a low-wind area)."""
+    db, rng = sea_db(seed)
+    la = ellipse((300, 200), (170, 110), 0)
+    soft = np.clip(cv2.GaussianBlur(la.astype(np.float32), (0, 0), 12) * 1.6 - 0.3, 0, 1)
+    damping = 4.5 * soft
+    oil = ellipse((300, 200), (90, 16), 25)
+    if oil_db is not None:
+        damping = np.maximum(damping, oil_db * oil)
+    return speckle_to_u8(db - damping, rng), la, oil
+
+
+def test_oil_inside_a_lookalike_is_oil_inside_lookalike() -> None:
+    img, la, oil = lookalike_with_oil(3, 9.0)
+    seg = run(img)
+    core = cv2.erode(oil.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.mean(seg.mask[core] == Cls.OIL) > 0.8
+    around = la & ~cv2.dilate(oil.astype(np.uint8), np.ones((25, 25), np.uint8)).astype(bool)
+    assert np.mean(seg.mask[around] == Cls.LOOKALIKE) > 0.5
+    assert np.count_nonzero(seg.mask[around] == Cls.OIL) < 0.02 * around.sum()
+
+
+def test_plateau_of_a_lookalike_is_not_carved_into_oil() -> None:
+    img, la, _ = lookalike_with_oil(4, None)
+    seg = run(img)
+    assert np.count_nonzero(seg.mask == Cls.OIL) == 0
+    assert np.mean(seg.mask[la] == Cls.LOOKALIKE) > 0.5
+
+
 def test_nodata_border_is_never_oil() -> None:
     img, oil = oil_scene(2)
     wedge = np.zeros((H, W), np.uint8)
