@@ -40,6 +40,7 @@ SUB_JUMP = 0.3  # … with this fraction of that difference across its outline
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
+SOURCE_WIDTHS = 4.0  # a source ship lies at most this many slick widths beyond its end
 GROW_MIN_DB = 0.8
 # Edge drop of an ideal sharp step through a k x k box (features.edge_profile), by k.
 _STEP_DROP = {5: 0.406, 7: 0.293}
@@ -422,18 +423,37 @@ def make_slicks(
 def _ship_at_end(
     o: DarkObject, contour: np.ndarray, offset: tuple[int, int], found: list[Ship]
 ) -> bool:
-    """True when a ship lies at or near an end of the slick (within 30 px of its outline)."""
+    """True when a ship lies at an end of the slick: within 30 px of its outline and, along
+    the slick's major axis, in its last fifth or beyond the end by at most a few widths."""
     x, y, bw, bh = o.bbox
     reach = 30.0
-    length = o.feats.get("length_px", 1.0)
-    cx, cy = x + bw / 2, y + bh / 2
+    ys, xs = np.nonzero(o.region)
+    if xs.size == 0:
+        return False
+    cx, cy = x + float(xs.mean()), y + float(ys.mean())
+    angle = _major_axis(o.region)
+    ux, uy = math.cos(angle), math.sin(angle)
+    along = (xs + x - cx) * ux + (ys + y - cy) * uy
+    lo, hi = float(along.min()), float(along.max())
+    width = max(o.feats.get("thickness_px", 1.0), 1.0)
+    beyond = max(SOURCE_WIDTHS * width, 15.0)
     for s in found:
         if not (x - reach <= s.x <= x + bw + reach and y - reach <= s.y <= y + bh + reach):
             continue
         d = -cv2.pointPolygonTest(contour, (s.x - offset[0], s.y - offset[1]), True)
-        if d <= reach and math.hypot(s.x - cx, s.y - cy) >= 0.25 * length:
+        t = (s.x - cx) * ux + (s.y - cy) * uy
+        at_end = hi - 0.2 * (hi - lo) <= t <= hi + beyond or lo - beyond <= t <= lo + 0.2 * (
+            hi - lo
+        )
+        if d <= reach and at_end:
             return True
     return False
+
+
+def _major_axis(region: np.ndarray) -> float:
+    """Angle (radians, image x towards y) of the major axis of a binary region."""
+    m = cv2.moments(region.astype(np.uint8), binaryImage=True)
+    return 0.5 * math.atan2(2.0 * m["mu11"], m["mu20"] - m["mu02"])
 
 
 def sea_background(coarse: np.ndarray, ok: np.ndarray, noise8: float) -> np.ndarray:

@@ -156,6 +156,18 @@ def test_ship_is_found_at_the_head_of_its_track() -> None:
     assert len(oil) == 1 and oil[0].possible_source
 
 
+def test_ship_beside_the_middle_of_a_slick_is_no_possible_source() -> None:
+    img_db, rng = sea_db(8)
+    oil = ellipse((320, 200), (150, 10), 0)
+    img_db[oil] -= 8.0
+    ship = ellipse((400, 222), (4, 1), 0)  # 13 px off its side, a quarter from its end
+    img_db[ship] += 20.0
+    seg = run(speckle_to_u8(img_db, rng))
+    assert any(np.hypot(s.x - 400, s.y - 222) < 4 for s in seg.ships)
+    (slick,) = [s for s in seg.slicks if s.cls == Cls.OIL]
+    assert not slick.possible_source
+
+
 def test_area_in_km2_follows_the_geotiff_pixel_size() -> None:
     img, _ = oil_scene()
     georef = Georef(pixel_size_m=(10.0, 10.0), transform=(0, 10, 0, 0, 0, -10), epsg=32631)
