@@ -117,9 +117,10 @@ class Runner:
             self._busy.add(task)
             try:
                 await self._process(job, item)
-            except Exception:  # a bug or a full disk must not end the worker, nor its group
+            except Exception as exc:  # a full disk must not end the worker, nor stall the job
                 if job.id not in self._cancelled:
                     log.exception("job %s: could not record %s", job.id, item.name)
+                    await self._settle(job, item, {"error": f"could not save results: {exc}"})
             finally:
                 self._busy.discard(task)
 
@@ -140,6 +141,10 @@ class Runner:
             if job.id in self._cancelled:
                 return
             raise
+        await self._settle(job, item, record)
+
+    async def _settle(self, job: Job, item: Item, record: dict[str, Any]) -> None:
+        """Count a processed image; the job's last one finishes the job."""
         apply_result(item, record)
         if item.status is ItemStatus.DONE:
             self.done += 1

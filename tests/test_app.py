@@ -316,3 +316,23 @@ def test_healthz_tells_clients_the_limits(make_client: Callable[..., TestClient]
     health = make_client(max_upload_mb=3, ttl=60).get("/healthz").json()
     assert health["status"] == "ok" and health["backend"] == "sar"
     assert health["max_upload_bytes"] == 3 << 20 and health["ttl"] == 60
+
+
+def test_an_image_whose_results_cannot_be_saved_fails_alone(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oilspill.store import JobStore
+
+    original = JobStore.save_item_result
+
+    def flaky(self: JobStore, job_id: str, index: int, result: dict[str, object]) -> None:
+        if index == 1:
+            raise OSError(28, "No space left on device")
+        original(self, job_id, index, result)
+
+    monkeypatch.setattr(JobStore, "save_item_result", flaky)
+    status = wait_for(client, upload(client, image_zip(3)).json()["job_id"])
+    assert status["status"] == "SUCCESS"
+    assert status["result"]["processed_files"] == ["scene_00.png", "scene_02.png"]
+    (error,) = status["result"]["errors"]
+    assert error["file"] == "scene_01.png" and "No space left" in error["error"]
