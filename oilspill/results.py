@@ -39,7 +39,11 @@ def write_outputs(
     overlay = seg.overlay
     if fmt == "jpeg" and overlay.ndim == 3 and overlay.shape[2] == 4:
         overlay = cv2.cvtColor(overlay, cv2.COLOR_BGRA2BGR)
-    Path(f"{stem}.overlay.{fmt}").write_bytes(images.encode(overlay, fmt))
+    if seg.overlay_file is not None and seg.overlay_file[0] == fmt:
+        encoded = seg.overlay_file[1]
+    else:
+        encoded = images.encode(overlay, fmt)
+    Path(f"{stem}.overlay.{fmt}").write_bytes(encoded)
 
     mask = np.ascontiguousarray(seg.mask, dtype=np.uint8)
     if mask_name.endswith(".tif") and raster.georef is not None:

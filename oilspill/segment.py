@@ -106,6 +106,9 @@ class Segmentation:
     ships: list[Ship] = field(default_factory=list)
     # Detector name, version, thresholds, detected input form, warnings ("not SAR-like").
     info: dict[str, Any] = field(default_factory=dict)
+    # The overlay already encoded, as (format, bytes), when a remote service sent it:
+    # written as it came when that is the output format, instead of re-encoding it.
+    overlay_file: tuple[str, bytes] | None = None
 
     @property
     def oil_pixels(self) -> int:
