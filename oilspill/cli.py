@@ -202,13 +202,10 @@ async def _segment_async(
             failed = 0
             for job, folder in zip(jobs, folders, strict=True):
                 failed += job.failed
-                for name, content in archive.entries(service.store, job):
+                for name, path in archive.entries(service.store, job):
                     dest = folder / name
                     dest.parent.mkdir(parents=True, exist_ok=True)
-                    if isinstance(content, Path):
-                        shutil.copyfile(content, dest)
-                    else:
-                        dest.write_bytes(content)
+                    shutil.copyfile(path, dest)
     print(f"{total - failed} of {total} images segmented; results in {output}")
     return 1 if failed == total else 0
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from oilspill import images, results
+from oilspill import archive, images, results
 from oilspill.backends import CpuPool
 from oilspill.errors import ImageError
 from oilspill.jobs import Item, ItemStatus, Job, JobStatus
@@ -205,5 +205,6 @@ class Runner:
         self.on_finished(job)
 
     def _finish_files(self, job: Job) -> None:
+        archive.write_reports(self.store, job)
         self.store.save(job)
         shutil.rmtree(self.store.job_dir(job.id) / "input", ignore_errors=True)

@@ -7,6 +7,8 @@ Layout under `data_dir`:
     <job_id>/input/<n>         image n as unpacked, deleted once processed
     <job_id>/out/<n>.*         image n's outputs; <n>.json is written last and
                                marks the image as done (a restart redoes the rest)
+    <job_id>/summary.csv, report.json, slicks.geojson
+                               the job's reports, written once when it finishes
 
 All functions here block; callers run them in a worker thread.
 """
