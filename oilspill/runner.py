@@ -10,6 +10,7 @@ image's error; it never cancels the group or fails its job.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import time
@@ -185,14 +186,20 @@ class Runner:
         self.store.input_path(job.id, item.index).unlink(missing_ok=True)
 
     async def finish(self, job: Job) -> None:
+        """Write the reports and the final meta, then publish the final state.
+
+        Clients see SUCCESS only once every file of the result zip exists.
+        """
         ok = sum(1 for i in job.items if i.status is ItemStatus.DONE)
-        job.status = JobStatus.SUCCESS if ok else JobStatus.FAILURE
+        final = dataclasses.replace(job, status=JobStatus.SUCCESS if ok else JobStatus.FAILURE)
         if not ok:
             first = next((i.error for i in job.items if i.error), "unknown error")
-            job.error = f"none of the {job.total} images could be processed; first error: {first}"
-        job.finished_at = time.time()
-        job.expires_at = job.finished_at + self.ttl
-        await anyio.to_thread.run_sync(self._finish_files, job)
+            final.error = f"none of the {job.total} images could be processed; first error: {first}"
+        final.finished_at = time.time()
+        final.expires_at = final.finished_at + self.ttl
+        await anyio.to_thread.run_sync(self._finish_files, final)
+        job.error, job.finished_at = final.error, final.finished_at
+        job.expires_at, job.status = final.expires_at, final.status
         elapsed = job.finished_at - (job.started_at or job.created_at)
         log.info(
             "job %s %s: %d ok, %d failed in %.2fs",

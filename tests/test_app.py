@@ -336,3 +336,24 @@ def test_an_image_whose_results_cannot_be_saved_fails_alone(
     assert status["result"]["processed_files"] == ["scene_00.png", "scene_02.png"]
     (error,) = status["result"]["errors"]
     assert error["file"] == "scene_01.png" and "No space left" in error["error"]
+
+
+def test_success_is_announced_only_once_the_zip_can_be_served(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oilspill import archive
+
+    slow_write = archive.write_reports
+
+    def slow(*args: object) -> None:
+        time.sleep(0.3)
+        slow_write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive, "write_reports", slow)
+    body = upload(client, image_zip(1)).json()
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/status/{body['job_id']}").json()["status"] != "SUCCESS":
+        assert time.monotonic() < deadline
+        assert client.get(f"/api/download/{body['user_hash']}").status_code == 409
+        time.sleep(0.02)
+    assert client.get(f"/api/download/{body['user_hash']}").status_code == 200
