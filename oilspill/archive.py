@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from zipstream import ZipStream
 
 from oilspill import __version__, geo, results
-from oilspill.jobs import ItemStatus, Job
+from oilspill.jobs import Item, ItemStatus, Job
 from oilspill.segment import Georef, Slick
 from oilspill.store import JobStore, write_atomic
 
@@ -45,17 +46,34 @@ REPORTS = ("summary.csv", "report.json", "slicks.geojson")
 def write_reports(store: JobStore, job: Job) -> None:
     """Write summary.csv, report.json and slicks.geojson once, when the job finishes.
 
-    Building them reads every image's record (~1 s of CPU per 100 images), so
-    downloads stream the written files instead of rebuilding them each time.
+    The JSON is written one image at a time: a single `json.dumps` of a large job's
+    report is one C call that holds the GIL, and so the event loop, for up to a second.
     """
-    records = {item.index: store.load_item_result(job.id, item.index) or {} for item in job.items}
-    contents = (
-        summary_csv(job),
-        json.dumps(report(job, records), ensure_ascii=False, indent=1).encode(),
-        json.dumps(geojson(job, records), ensure_ascii=False).encode(),
-    )
-    for name, data in zip(REPORTS, contents, strict=True):
-        write_atomic(store.job_dir(job.id) / name, data, fsync=False)
+    job_dir = store.job_dir(job.id)
+    write_atomic(job_dir / "summary.csv", summary_csv(job), fsync=False)
+    report_out, geo_out = job_dir / ".report.json.tmp", job_dir / ".slicks.geojson.tmp"
+    with report_out.open("w", encoding="utf-8") as rep, geo_out.open("w", encoding="utf-8") as gj:
+        head = json.dumps(report_head(job), ensure_ascii=False)
+        rep.write(head[:-1] + ', "images": [')
+        gj.write('{"type": "FeatureCollection", "features": [')
+        pixel_coordinates = False
+        first_feature = True
+        for n, item in enumerate(job.items):
+            record = store.load_item_result(job.id, item.index) or {}
+            rep.write(("," if n else "") + "\n" + _json(report_image(item, record)))
+            for feature in _features(item, record):
+                pixel_coordinates |= "lon/lat" not in feature["properties"]["coordinates"]
+                gj.write(("" if first_feature else ",") + "\n" + _json(feature))
+                first_feature = False
+        rep.write("\n]}\n")
+        note = "some features are in pixel coordinates (see each feature's properties)"
+        gj.write("\n]" + (f', "note": "{note}"' if pixel_coordinates else "") + "}\n")
+    os.replace(report_out, job_dir / "report.json")
+    os.replace(geo_out, job_dir / "slicks.geojson")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def entries(store: JobStore, job: Job) -> Iterator[tuple[str, Path]]:
@@ -94,24 +112,25 @@ def summary_csv(job: Job) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def report(job: Job, records: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    images = []
-    for item in job.items:
-        record = records.get(item.index, {})
-        entry: dict[str, Any] = {
-            "name": item.name,
-            "mask": item.mask_name if item.status is ItemStatus.DONE else None,
-            "status": item.status.value,
-            "error": item.error,
-            "summary": record.get("summary"),
-            "slicks": record.get("slicks", []),
-            "ships": record.get("ships", []),
-            "detector": record.get("info"),
-            "georef": record.get("georef"),
-            "product": geo.parse_s1_product_id(Path(item.name).name),
-            "seconds": item.seconds,
-        }
-        images.append(entry)
+def report_image(item: Item, record: dict[str, Any]) -> dict[str, Any]:
+    """One image's entry in report.json: its summary, slicks with features, ships, detector."""
+    return {
+        "name": item.name,
+        "mask": item.mask_name if item.status is ItemStatus.DONE else None,
+        "status": item.status.value,
+        "error": item.error,
+        "summary": record.get("summary"),
+        "slicks": record.get("slicks", []),
+        "ships": record.get("ships", []),
+        "detector": record.get("info"),
+        "georef": record.get("georef"),
+        "product": geo.parse_s1_product_id(Path(item.name).name),
+        "seconds": item.seconds,
+    }
+
+
+def report_head(job: Job) -> dict[str, Any]:
+    """report.json without its "images" list."""
     return {
         "oilspill": __version__,
         "job": {
@@ -127,21 +146,18 @@ def report(job: Job, records: dict[int, dict[str, Any]]) -> dict[str, Any]:
             "skipped": job.skipped,
         },
         "classes": {"0": "sea", "1": "oil", "2": "look-alike", "3": "ship", "4": "land"},
-        "images": images,
     }
 
 
-def geojson(job: Job, records: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    entries = []
-    for item in job.items:
-        record = records.get(item.index, {})
-        if item.status is not ItemStatus.DONE:
-            continue
-        raw_georef = record.get("georef")
-        georef = _georef(raw_georef) if raw_georef else None
-        slicks = [_slick(s) for s in record.get("slicks", [])]
-        entries.append((item.name, georef, slicks))
-    return geo.slicks_geojson(entries)
+def _features(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GeoJSON features of one image's slicks."""
+    if item.status is not ItemStatus.DONE:
+        return []
+    raw_georef = record.get("georef")
+    georef = _georef(raw_georef) if raw_georef else None
+    slicks = [_slick(s) for s in record.get("slicks", [])]
+    features: list[dict[str, Any]] = geo.slicks_geojson([(item.name, georef, slicks)])["features"]
+    return features
 
 
 def _georef(raw: dict[str, Any]) -> Georef:

@@ -79,7 +79,11 @@ def test_download_is_a_streamed_zip_with_every_output(client: TestClient) -> Non
     assert all(r["status"] == "done" for r in rows)
     report = json.loads(zf.read("report.json"))
     assert report["job"]["id"] == body["job_id"]
-    assert len(report["images"]) == 2
+    assert [i["name"] for i in report["images"]] == ["scene_00.png", "scene_01.png"]
+    slicks = sum(len(i["slicks"]) for i in report["images"])
+    geojson = json.loads(zf.read("slicks.geojson"))
+    assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == slicks
+    assert "pixel coordinates" in geojson["note"]  # PNGs carry no georeference
 
 
 def test_the_drawn_slick_is_found(client: TestClient) -> None:
