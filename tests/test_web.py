@@ -186,6 +186,7 @@ def test_gallery_shows_every_image_with_its_slick_count(
     expect(page.locator("#job-countdown")).to_contain_text(re.compile(r"deleted in \d+:\d\d"))
     assert page.evaluate("window.layoutShift") < 0.05  # nothing jumped while the job ran
     page.locator("#drop").blur()  # no focus ring in the picture
+    page.wait_for_timeout(400)  # let the progress bar's 0.3 s width transition end
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
@@ -255,15 +256,15 @@ def test_a_too_large_zip_is_refused_before_it_is_sent(
     page = new_page()
     uploads = record_requests(page, "POST", re.compile(r"/api/v1/jobs$"))
     page.goto(server.url)
-    expect(page.locator("#drop-hint")).to_contain_text("of up to 1 MB")
+    expect(page.locator("#drop-hint")).to_contain_text("of up to 1 MiB")
     message = page.locator("#upload-message")
 
     page.set_input_files("#file", str(too_large))
-    expect(message).to_contain_text("large.zip is too large to upload: 1.2 MB.")
-    expect(message).to_contain_text("This server accepts a zip of up to 1 MB;")
+    expect(message).to_contain_text("large.zip is too large to upload: 1.1 MiB.")
+    expect(message).to_contain_text("This server accepts a zip of up to 1 MiB;")
     page.get_by_role("button", name="Русский").click()
-    expect(message).to_contain_text("Файл large.zip слишком большой для загрузки: 1,2 МБ.")
-    expect(message).to_contain_text("не больше 1 МБ;")
+    expect(message).to_contain_text("Файл large.zip слишком большой для загрузки: 1,1 МиБ.")
+    expect(message).to_contain_text("не больше 1 МиБ;")
     assert uploads == []
     expect(page.locator("#job")).to_be_hidden()
 
@@ -294,7 +295,7 @@ def test_upload_progress_counts_real_bytes(
     )
     page.set_input_files("#file", str(zip_path))
     text = page.locator("#upload-text")
-    expect(text).to_contain_text(re.compile(r"Uploading images\.zip: [\d.]+\s(KB|MB) of"))
+    expect(text).to_contain_text(re.compile(r"Uploading images\.zip: [\d.]+\s(KiB|MiB) of"))
     percent = re.compile(r"\(([1-9]\d?)%\)")
     expect(text).to_contain_text(percent)
     expect(page.locator("#job")).to_be_visible()

@@ -101,7 +101,7 @@ const TEXTS = {
     "unit.km2": "km²",
     "unit.px": "px",
     "unit.km": "km",
-    "unit.bytes": ["B", "KB", "MB", "GB"],
+    "unit.bytes": ["B", "KiB", "MiB", "GiB"],
     "unit.byte": "B",
     "footer.api": "API description",
   },
@@ -202,7 +202,7 @@ const TEXTS = {
     "unit.km2": "км²",
     "unit.px": "пикс.",
     "unit.km": "км",
-    "unit.bytes": ["Б", "КБ", "МБ", "ГБ"],
+    "unit.bytes": ["Б", "КиБ", "МиБ", "ГиБ"],
     "unit.byte": "Б",
     "footer.api": "Описание API",
   },
@@ -279,8 +279,9 @@ export function formatBytes(bytes) {
   const units = TEXTS[current]["unit.bytes"];
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
+  // Binary units, as the server counts its limits (--max-upload-mb is MiB).
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
     unit += 1;
   }
   return `${formatNumber(value, unit === 0 ? 0 : 1)}\u00a0${units[unit]}`;
