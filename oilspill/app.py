@@ -35,12 +35,6 @@ from oilspill.upload import receive_file
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-IMAGE_KINDS = {
-    "overlay": None,  # suffix depends on the item's format
-    "original": ".original.jpg",
-    "thumbnail": ".thumb.jpg",
-    "mask": None,
-}
 
 
 def _service(request: Request) -> Service:
@@ -234,15 +228,9 @@ async def image_file(request: Request) -> Response:
     job = service.get(request.path_params["job_id"])
     index = _done_item(service, job, request.path_params["index"])
     kind = request.path_params["kind"]
-    item = job.items[index]
-    if kind == "overlay":
-        suffix = results.overlay_suffix(item.name, item.fmt)
-    elif kind == "mask":
-        suffix = results.mask_suffix(item.mask_name)
-    elif kind in IMAGE_KINDS:
-        suffix = str(IMAGE_KINDS[kind])
-    else:
-        raise NotFound(f"no image kind {kind!r}; use one of {', '.join(IMAGE_KINDS)}")
+    suffix = results.output_suffix(kind, job.items[index])
+    if suffix is None:
+        raise NotFound(f"no image kind {kind!r}; use one of {', '.join(results.KINDS)}")
     path = service.store.out_path(job.id, index, suffix)
     return FileResponse(path, headers={"Cache-Control": "private, max-age=600"})
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from oilspill import __version__
 from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings
@@ -180,7 +180,7 @@ async def _segment_async(
     from oilspill.service import Service
 
     with tempfile.TemporaryDirectory(prefix="oilspill-") as tmp:
-        work = Settings(**{**_fields(settings), "data_dir": Path(tmp), "ttl": 86400})
+        work = dataclasses.replace(settings, data_dir=Path(tmp), ttl=86400)
         async with Service(work) as service:
             jobs, folders = [], []
             if files:
@@ -208,12 +208,6 @@ async def _segment_async(
                     shutil.copyfile(path, dest)
     print(f"{total - failed} of {total} images segmented; results in {output}")
     return 1 if failed == total else 0
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(settings)
 
 
 def _progress(done: int, total: int, started: float) -> None:

@@ -258,14 +258,17 @@ def _gcp_poly(gcps: tuple[tuple[float, float, float, float], ...], xy: np.ndarra
     return out
 
 
+def _kruger() -> tuple[float, float, float]:
+    """Third flattening n, rectifying radius A and the UTM scale factor k0 of WGS84."""
+    n = WGS84_F / (2 - WGS84_F)
+    return n, WGS84_A / (1 + n) * (1 + n**2 / 4 + n**4 / 64), 0.9996
+
+
 def utm_to_lonlat(
     easting: np.ndarray, northing: np.ndarray, zone: int, *, north: bool = True
 ) -> np.ndarray:
     """Inverse transverse Mercator on WGS84 (Krüger series; well under 1 m within a zone)."""
-    f = WGS84_F
-    n = f / (2 - f)
-    big_a = WGS84_A / (1 + n) * (1 + n**2 / 4 + n**4 / 64)
-    k0 = 0.9996
+    n, big_a, k0 = _kruger()
     beta = (
         n / 2 - 2 * n**2 / 3 + 37 * n**3 / 96,
         n**2 / 48 + n**3 / 15,
@@ -294,10 +297,7 @@ def utm_to_lonlat(
 
 def lonlat_to_utm(lon: np.ndarray, lat: np.ndarray, zone: int) -> np.ndarray:
     """Forward transverse Mercator (Krüger series), for tests and synthetic georeferences."""
-    f = WGS84_F
-    n = f / (2 - f)
-    big_a = WGS84_A / (1 + n) * (1 + n**2 / 4 + n**4 / 64)
-    k0 = 0.9996
+    n, big_a, k0 = _kruger()
     alpha = (
         n / 2 - 2 * n**2 / 3 + 5 * n**3 / 16,
         13 * n**2 / 48 - 3 * n**3 / 5,
@@ -305,7 +305,7 @@ def lonlat_to_utm(lon: np.ndarray, lat: np.ndarray, zone: int) -> np.ndarray:
     )
     phi = np.radians(np.asarray(lat, np.float64))
     lam = np.radians(np.asarray(lon, np.float64)) - math.radians(zone * 6 - 183)
-    e = math.sqrt(f * (2 - f))
+    e = math.sqrt(WGS84_F * (2 - WGS84_F))
     t = np.sinh(np.arctanh(np.sin(phi)) - e * np.arctanh(e * np.sin(phi)))
     xi_p = np.arctan2(t, np.cos(lam))
     eta_p = np.arctanh(np.sin(lam) / np.sqrt(1 + t * t))

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from oilspill import images
+from oilspill.jobs import Item
 from oilspill.segment import Cls, Raster, Segmentation
 
 PREVIEW_PX = 1600
@@ -28,6 +29,21 @@ def overlay_suffix(name: str, fmt: str) -> str:
 
 def mask_suffix(mask_name: str) -> str:
     return ".mask.tif" if mask_name.endswith(".tif") else ".mask.png"
+
+
+PREVIEW_SUFFIX = ".original.jpg"
+THUMB_SUFFIX = ".thumb.jpg"
+KINDS = ("overlay", "original", "thumbnail", "mask")
+
+
+def output_suffix(kind: str, item: Item) -> str | None:
+    """The file suffix of one of an image's outputs, by kind; None for an unknown kind."""
+    return {
+        "overlay": overlay_suffix(item.name, item.fmt),
+        "original": PREVIEW_SUFFIX,
+        "thumbnail": THUMB_SUFFIX,
+        "mask": mask_suffix(item.mask_name),
+    }.get(kind)
 
 
 def write_outputs(
@@ -58,8 +74,8 @@ def write_outputs(
     preview = images.fit_within(images.to_display(raster.pixels), PREVIEW_PX)
     if preview.ndim == 3 and preview.shape[2] == 4:
         preview = cv2.cvtColor(preview, cv2.COLOR_BGRA2BGR)
-    Path(f"{stem}.original.jpg").write_bytes(images.encode(preview, "jpeg"))
-    Path(f"{stem}.thumb.jpg").write_bytes(
+    Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(preview, "jpeg"))
+    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(
         images.encode(images.fit_within(seg.overlay[..., :3], THUMB_PX), "jpeg")
     )
     return describe(raster, seg)
