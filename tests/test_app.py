@@ -356,8 +356,12 @@ def test_success_is_announced_only_once_the_zip_can_be_served(
     monkeypatch.setattr(archive, "write_reports", slow)
     body = upload(client, image_zip(1)).json()
     deadline = time.monotonic() + 30
-    while client.get(f"/api/status/{body['job_id']}").json()["status"] != "SUCCESS":
+    while True:
+        status = client.get(f"/api/status/{body['job_id']}").json()["status"]
+        download = client.get(f"/api/download/{body['user_hash']}")
+        if status == "SUCCESS":  # once announced, the zip must be complete
+            assert download.status_code == 200
+            break
+        assert download.status_code in (409, 200)  # it may finish between the two calls
         assert time.monotonic() < deadline
-        assert client.get(f"/api/download/{body['user_hash']}").status_code == 409
         time.sleep(0.02)
-    assert client.get(f"/api/download/{body['user_hash']}").status_code == 200
