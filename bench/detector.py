@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from oilspill import detector
-from oilspill.segment import Cls, Raster, Segmentation
-from oilspill.synth import SynthScene, make_scene
+from oilspill import sar
+from oilspill.io.images import Raster
+from oilspill.sar.records import Cls, Detection
+from oilspill.sar.synth import SynthScene, make_scene
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Tally:
     rows: list[dict[str, float]] = field(default_factory=list)
 
 
-def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
+def score(scene: SynthScene, seg: Detection, t: Tally, seed: int) -> None:
     truth, pred = scene.truth, seg.mask
     t_oil, p_oil = truth == Cls.OIL, pred == Cls.OIL
     t.tp += int(np.count_nonzero(t_oil & p_oil))
@@ -102,7 +103,7 @@ def score(scene: SynthScene, seg: Segmentation, t: Tally, seed: int) -> None:
     t.scenes += 1
 
 
-def _score_sources(scene: SynthScene, seg: Segmentation, t: Tally) -> None:
+def _score_sources(scene: SynthScene, seg: Detection, t: Tally) -> None:
     """ "Possible source": a drawn slick with a ship at its head counts as flagged when an
     oil slick flagged possible_source covers >= 25 % of it (or it covers >= 30 % of that
     slick); a flag on a slick that overlaps no drawn slick with a ship is a false flag."""
@@ -130,7 +131,7 @@ def _score_sources(scene: SynthScene, seg: Segmentation, t: Tally) -> None:
     t.sourced_flagged += sum(hits.values())
 
 
-def _region(seg: Segmentation, bbox: tuple[int, int, int, int], cls: int) -> np.ndarray:
+def _region(seg: Detection, bbox: tuple[int, int, int, int], cls: int) -> np.ndarray:
     x, y, w, h = bbox
     return np.asarray(seg.mask[y : y + h, x : x + w] == cls)
 
@@ -143,7 +144,7 @@ def quality(seed: int, n: int, per_object: str | None) -> None:
         scene = make_scene(s)
         raster = Raster(scene.image, f"synth_{s}.png", "png")
         t0 = time.perf_counter()
-        seg = detector.detect(raster)
+        seg = sar.detect(raster.pixels, georef=raster.georef)
         elapsed += time.perf_counter() - t0
         mpx += scene.image.size / 1e6
         score(scene, seg, t, s)
@@ -196,11 +197,11 @@ def _calibration(rows: list[dict[str, float]]) -> None:
 
 def speed_small(reps: int) -> None:
     scenes = [make_scene(s) for s in range(900, 905)]
-    rasters = [Raster(sc.image, "x.png", "png") for sc in scenes]
-    detector.detect(rasters[0])
+    rasters = [sc.image for sc in scenes]
+    sar.detect(rasters[0])
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(reps):
-        detector.detect(rasters[i % len(rasters)])
+        sar.detect(rasters[i % len(rasters)])
     dt = (time.perf_counter() - t0) / reps
     cpu = (time.process_time() - c0) / reps
     print(f"1250x650: {1250 * 650 / cpu / 1e6:.1f} Mpx/s per core by CPU time "
@@ -231,7 +232,7 @@ def speed_big(h: int, w: int, dtype: str) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    seg = detector.detect(Raster(img, "big", "tiff"))
+    seg = sar.detect(img)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -466,7 +466,7 @@ def make_big_zip(path: Path, target_bytes: int, distinct: int, size: tuple[int, 
     """~target_bytes of SAR-like PNGs, stored: copies of `distinct` scenes under distinct names."""
     import cv2
 
-    from oilspill import synth
+    from oilspill.sar import synth
 
     blobs = []
     for i in range(distinct):
@@ -576,7 +576,7 @@ class Config:
 def throughput(
     work: Path, images: int, repeats: int, stack: contextlib.ExitStack, quiet_wait: float
 ) -> dict[str, Config]:
-    from oilspill import synth
+    from oilspill.sar import synth
 
     zip_path = work / "scenes.zip"
     warm_path = work / "warmup.zip"
@@ -669,7 +669,7 @@ class MemoryResult:
 
 
 def memory_and_freeze(work: Path, target_bytes: int, stack: contextlib.ExitStack) -> MemoryResult:
-    from oilspill import synth
+    from oilspill.sar import synth
 
     big = work / "big.zip"
     t0 = time.perf_counter()
@@ -789,8 +789,12 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
     """
     import cv2
 
-    from oilspill import backends, detector, images, results, synth
-    from oilspill.segment import Raster
+    from oilspill.backends import http as http_backend
+    from oilspill.backends import sar as sar_backend
+    from oilspill.io import images
+    from oilspill.io.images import Raster
+    from oilspill.sar import synth
+    from oilspill.server import results
 
     paths = []
     for i in range(n):
@@ -824,7 +828,7 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
         totals.clear()
         for i, path in enumerate(paths):
             raster = timed("decode (PNG)", images.load, path, path.name, "png", 10**9)
-            seg = timed("detect (incl. overlay drawing)", detector.detect, raster)
+            seg = timed("detect (incl. overlay drawing)", sar_backend.segment_raster, raster)
             timed("overlay encode (PNG, BGR)", images.encode, seg.overlay, "png")
             timed("mask encode (PNG)", encode_mask, seg.mask)
             timed("original preview (JPEG)", preview, raster)
@@ -843,7 +847,7 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
             raster.source = path
             body = timed("http: read the file to send", path.read_bytes)
             remote = timed(
-                "http: decode answer + diff mask", backends._from_annotated, raster, body, "x"
+                "http: decode answer + diff mask", http_backend._from_annotated, raster, body, "x"
             )
             timed(
                 "http: write_outputs (all 4 files)",

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from oilspill.app import create_app
+    from oilspill.server.app import create_app
 
     log.info("oilspill %s on http://%s:%d/", __version__, settings.host, settings.port)
     uvicorn.run(
@@ -131,7 +131,7 @@ def _serve(settings: Settings) -> int:
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from oilspill import synth
+    from oilspill.sar import synth
 
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
@@ -176,8 +176,8 @@ async def _segment_async(
 ) -> int:
     import shutil
 
-    from oilspill import archive
-    from oilspill.service import Service
+    from oilspill.server import archive
+    from oilspill.server.service import Service
 
     with tempfile.TemporaryDirectory(prefix="oilspill-") as tmp:
         work = dataclasses.replace(settings, data_dir=Path(tmp), ttl=86400)

@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import encode, sar_image
+from helpers import encode, sar_image
 
 from oilspill.cli import main
 

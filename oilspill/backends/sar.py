@@ -1,0 +1,30 @@
+"""The embedded backend: `oilspill.sar.detect` run in the CPU pool."""
+
+from __future__ import annotations
+
+from oilspill import sar
+from oilspill.backends.base import Segmentation
+from oilspill.backends.cpu import CpuPool
+from oilspill.io.images import Raster
+
+
+class LocalSegmenter:
+    """The embedded classical SAR detector, run in the CPU pool."""
+
+    name = "sar"
+
+    def __init__(self, cpu: CpuPool, pixel_size_m: float | None = None) -> None:
+        self.cpu = cpu
+        self.pixel_size_m = pixel_size_m
+
+    async def segment(self, raster: Raster) -> Segmentation:
+        return await self.cpu.run(segment_raster, raster, self.pixel_size_m)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def segment_raster(raster: Raster, pixel_size_m: float | None = None) -> Segmentation:
+    """Detect in one decoded raster (blocking)."""
+    found = sar.detect(raster.pixels, pixel_size_m=pixel_size_m, georef=raster.georef)
+    return Segmentation(found.mask, found.overlay, found.slicks, found.ships, found.info)

@@ -1,0 +1,267 @@
+"""Reading and writing image files, recognised by content rather than by name.
+
+`sniff` looks at magic bytes; `read_size` reads dimensions from the header
+alone so a decompression bomb is refused before any pixel is allocated;
+`load` decodes to a `Raster` (TIFF through tifffile, keeping 16-bit, float
+and the georeference); `encode` writes an array in a chosen format.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import tifffile
+
+from oilspill.errors import ImageError
+from oilspill.io.georef import Georef, read_georef
+
+try:  # ISA-L deflate: same zlib stream, several times faster
+    from isal.isal_zlib import compress as _deflate
+except ImportError:  # pragma: no cover - a platform without isal wheels
+    from zlib import compress as _deflate
+
+FORMATS = ("png", "jpeg", "webp", "bmp", "tiff")
+EXTENSIONS = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".jpe": "jpeg",
+    ".webp": "webp",
+    ".bmp": "bmp",
+    ".dib": "bmp",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+}
+_CV_EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
+
+
+@dataclass
+class Raster:
+    """One decoded input image: pixels as the file holds them, plus where it lies."""
+
+    pixels: np.ndarray  # HxW or HxWxC; uint8, uint16 or float32, channels BGR(A)
+    name: str  # the name the user gave it (decoded, may include folders)
+    fmt: str  # real container format found by content: png, jpeg, webp, bmp, tiff
+    georef: Georef | None = None
+    source: Path | None = None  # the file it was decoded from, for backends that send files
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format of a file from its first bytes, or None when it is no image we read."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head.startswith(b"BM") and len(head) >= 26:
+        return "bmp"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    return None
+
+
+def format_for_name(name: str) -> str | None:
+    """The format a file's extension promises, or None."""
+    return EXTENSIONS.get(Path(name).suffix.lower())
+
+
+def read_size(path: Path, fmt: str) -> tuple[int, int]:
+    """(width, height) from the header only; raises ImageError when it cannot be read."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(64)
+            if fmt == "png" and len(head) >= 24:
+                w, h = struct.unpack(">II", head[16:24])
+                return w, h
+            if fmt == "bmp":
+                w, h = struct.unpack("<ii", head[18:26])
+                return abs(w), abs(h)
+            if fmt == "webp":
+                return _webp_size(head)
+            if fmt == "jpeg":
+                fh.seek(2)
+                return _jpeg_size(fh)
+            if fmt == "tiff":
+                with tifffile.TiffFile(path) as tif:
+                    shape = tif.pages.first.shape
+                    axes = tif.pages.first.axes
+                    return int(shape[axes.index("X")]), int(shape[axes.index("Y")])
+    except (OSError, struct.error, ValueError, IndexError, tifffile.TiffFileError) as exc:
+        raise ImageError(f"cannot read the {fmt.upper()} header: {exc}") from exc
+    raise ImageError(f"cannot read the {fmt.upper()} header: file too short")
+
+
+def _webp_size(head: bytes) -> tuple[int, int]:
+    chunk = head[12:16]
+    if chunk == b"VP8 ":
+        w, h = struct.unpack("<HH", head[26:30])
+        return w & 0x3FFF, h & 0x3FFF
+    if chunk == b"VP8L":
+        b = head[21:25]
+        w = 1 + (((b[1] & 0x3F) << 8) | b[0])
+        h = 1 + (((b[3] & 0xF) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))
+        return w, h
+    if chunk == b"VP8X":
+        w = 1 + int.from_bytes(head[24:27], "little")
+        h = 1 + int.from_bytes(head[27:30], "little")
+        return w, h
+    raise ValueError(f"unknown WebP chunk {chunk!r}")
+
+
+def _jpeg_size(fh: Any) -> tuple[int, int]:
+    sof = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+    while True:
+        byte = fh.read(1)
+        if not byte:
+            raise ValueError("no frame header")
+        if byte != b"\xff":
+            continue
+        marker = fh.read(1)[0]
+        while marker == 0xFF:
+            marker = fh.read(1)[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            continue
+        (length,) = struct.unpack(">H", fh.read(2))
+        if marker in sof:
+            h, w = struct.unpack(">HH", fh.read(5)[1:5])
+            return w, h
+        fh.seek(length - 2, 1)
+
+
+def load(path: Path, name: str, fmt: str, max_pixels: int) -> Raster:
+    """Decode one image file into a Raster; raises ImageError with a reason a person can act on."""
+    width, height = read_size(path, fmt)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{width}x{height} is {width * height / 1e6:.0f} Mpx, over the limit of "
+            f"{max_pixels / 1e6:.0f} Mpx (raise --max-image-mpx to accept it)"
+        )
+    if width == 0 or height == 0:
+        raise ImageError("the image has no pixels")
+    if fmt == "tiff":
+        return _load_tiff(path, name)
+    data = np.fromfile(path, dtype=np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise ImageError(f"the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
+    return Raster(pixels=pixels, name=name, fmt=fmt)
+
+
+def _load_tiff(path: Path, name: str) -> Raster:
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            pixels = page.asarray()
+            georef = read_georef(tif)
+            photometric = getattr(page.photometric, "name", "")
+    except (tifffile.TiffFileError, ValueError, OSError, MemoryError) as exc:
+        raise ImageError(f"the TIFF cannot be decoded: {exc}") from exc
+    if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[-1] not in (3, 4):
+        pixels = np.moveaxis(pixels, 0, -1)  # planar to interleaved
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) and photometric == "RGB":
+        pixels = pixels[..., [2, 1, 0, 3][: pixels.shape[-1]]]  # RGB(A) to OpenCV's BGR(A)
+    if pixels.ndim not in (2, 3):
+        raise ImageError(f"TIFF with shape {pixels.shape} is not a single image")
+    if pixels.dtype not in (np.uint8, np.uint16, np.float32):
+        pixels = pixels.astype(np.float32)
+    return Raster(pixels=np.ascontiguousarray(pixels), name=name, fmt="tiff", georef=georef)
+
+
+def output_format(name: str, fmt: str) -> str:
+    """Write results in the format the name promises, so `x.png` is a real PNG."""
+    return format_for_name(name) or fmt or "png"
+
+
+def encode(pixels: np.ndarray, fmt: str, *, labels: bool = False) -> bytes:
+    """Encode an 8-bit image with fast settings: outputs are written once and read once.
+
+    PNGs of pictures go through `encode_png` (ISA-L deflate, ~3x faster than
+    OpenCV's PNG writer for a speckled 1250x650 overlay at +10 % size); class
+    masks (`labels`) use OpenCV's run-length coding, ~1 ms for the same size.
+    """
+    params: list[int] = []
+    if fmt == "png" and not labels and pixels.dtype == np.uint8:
+        return encode_png(pixels)
+    if fmt == "png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER]
+        params += [cv2.IMWRITE_PNG_FILTER_NONE, cv2.IMWRITE_PNG_STRATEGY]
+        params += [cv2.IMWRITE_PNG_STRATEGY_RLE]
+    elif fmt == "jpeg":
+        params = [cv2.IMWRITE_JPEG_QUALITY, 90]
+    elif fmt == "webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, 90]
+    ok, buf = cv2.imencode(_CV_EXT[fmt], pixels, params)
+    if not ok:
+        raise ImageError(f"cannot encode a {pixels.shape} image as {fmt.upper()}")
+    return bytes(buf)
+
+
+_PNG_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # channels -> grey, RGB, RGBA
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """A PNG of an 8-bit grey, BGR or BGRA image: unfiltered rows, fast deflate.
+
+    Row filters cost more time than they save bytes on speckled SAR, and
+    ISA-L's level-2 deflate runs ~3x faster than zlib's level 1 at a similar size.
+    """
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    height, width = pixels.shape[:2]
+    rows = np.empty((height, width * channels + 1), np.uint8)
+    rows[:, 0] = 0  # filter type "none" for every row
+    body = pixels if channels < 3 else pixels[..., [2, 1, 0, 3][:channels]]  # BGR(A) -> RGB(A)
+    rows[:, 1:] = body.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPE[channels], 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", _deflate(rows.data, 2)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(data, zlib.crc32(kind))
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def to_display(pixels: np.ndarray) -> np.ndarray:
+    """An 8-bit view of any raster for previews: 2nd-98th percentile stretch of non-8-bit data."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    img = pixels.astype(np.float32)
+    step = max(1, int(np.sqrt(img.size / 250_000)))
+    sample = img[::step, ::step]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return np.zeros(pixels.shape, np.uint8)
+    lo, hi = np.percentile(sample, (2, 98))
+    scale = 255.0 / max(float(hi - lo), 1e-6)
+    out = np.nan_to_num((img - lo) * scale, nan=0.0)
+    display: np.ndarray = np.clip(out, 0, 255).astype(np.uint8)
+    return display
+
+
+def fit_within(pixels: np.ndarray, longest: int) -> np.ndarray:
+    """Downscale (never upscale) so the longest side is at most `longest`."""
+    h, w = pixels.shape[:2]
+    scale = longest / max(h, w)
+    if scale >= 1:
+        return pixels
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resized: np.ndarray = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return resized

@@ -1,0 +1,69 @@
+"""The annotated picture of a result: the scene in grey with what was found drawn over it."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from oilspill.sar.records import Cls, Ship, Slick
+
+MAX_SIDE = 4096
+OIL_BGR = (255, 255, 0)  # cyan, as in the public dataset's label colours
+LOOKALIKE_BGR = (0, 140, 255)  # orange
+SHIP_BGR = (0, 0, 255)  # red
+LAND_BGR = (0, 153, 0)  # green
+
+
+def quicklook(
+    db: np.ndarray, valid: np.ndarray, max_side: int = MAX_SIDE
+) -> tuple[np.ndarray, float]:
+    """8-bit grey picture of a dB image (2-98 % stretch) no bigger than `max_side`; its scale."""
+    h, w = db.shape
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(db, size, interpolation=cv2.INTER_AREA)
+        vsmall = cv2.resize(valid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    else:
+        small, vsmall = db, valid
+    sample = small[::4, ::4][vsmall[::4, ::4]]
+    lo, hi = np.percentile(sample, [2, 98]) if sample.size else (0.0, 1.0)
+    grey = cv2.convertScaleAbs(
+        small, alpha=255.0 / max(hi - lo, 1e-6), beta=-lo * 255.0 / max(hi - lo, 1e-6)
+    )
+    grey[~vsmall] = 0
+    return grey, scale
+
+
+def draw_overlay(
+    db: np.ndarray,
+    valid: np.ndarray,
+    mask: np.ndarray,
+    slicks: list[Slick],
+    ships: list[Ship],
+    max_side: int = MAX_SIDE,
+    scale: float | None = None,
+) -> np.ndarray:
+    """BGR picture: oil filled cyan and outlined, look-alikes orange, ships circled, land green."""
+    if scale is None:
+        grey, scale = quicklook(db, valid, max_side)
+    else:  # `db` and `valid` are already a quicklook at `scale` (tiled large scenes)
+        grey, _ = quicklook(db, valid, max(db.shape))
+    img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    h, w = grey.shape
+    m = mask if mask.shape == (h, w) else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    lut = np.zeros((256, 1, 3), np.uint8)
+    lut[Cls.OIL, 0], lut[Cls.LOOKALIKE, 0], lut[Cls.LAND, 0] = OIL_BGR, LOOKALIKE_BGR, LAND_BGR
+    tint = cv2.LUT(cv2.merge([m, m, m]), lut)
+    blend = cv2.addWeighted(img, 0.6, tint, 0.4, 0.0)
+    coloured = ((m == Cls.OIL) | (m == Cls.LOOKALIKE) | (m == Cls.LAND)).astype(np.uint8)
+    cv2.copyTo(blend, coloured, img)
+    for s in slicks:
+        pts = np.round(np.asarray(s.polygon, np.float64) * scale).astype(np.int32)
+        if len(pts) >= 2:
+            colour = OIL_BGR if s.cls == Cls.OIL else LOOKALIKE_BGR
+            cv2.polylines(img, [pts.reshape(-1, 1, 2)], True, colour, 1, cv2.LINE_AA)
+    r = max(4, int(6 * max(scale, 0.5)))
+    for sh in ships:
+        cv2.circle(img, (round(sh.x * scale), round(sh.y * scale)), r, SHIP_BGR, 1, cv2.LINE_AA)
+    return img

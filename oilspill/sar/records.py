@@ -1,0 +1,81 @@
+"""The science's records: class values, and what the detector finds in one raster.
+
+Plain data only. `Detection` is what `oilspill.sar.detect` returns; its slicks
+and ships turn into JSON with `to_dict`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class Cls(enum.IntEnum):
+    """Class values in masks: the scheme of the public Sentinel-1 oil spill dataset."""
+
+    SEA = 0  # open water, nothing found
+    OIL = 1  # dark, sharp, strongly damped slick
+    LOOKALIKE = 2  # dark area judged natural (low wind, biogenic film)
+    SHIP = 3  # bright point target
+    LAND = 4  # bright textured land, never oil
+
+
+@dataclass
+class Slick:
+    """One dark object: oil (class 1) or a look-alike (class 2), with its features."""
+
+    id: int
+    cls: int  # Cls.OIL or Cls.LOOKALIKE
+    confidence: float  # 0..1, probability-like score that this object is oil
+    area_px: int
+    centroid: tuple[float, float]  # (x, y) in pixels
+    bbox: tuple[int, int, int, int]  # (x, y, width, height) in pixels
+    polygon: list[tuple[float, float]]  # outline, (x, y) pixel coordinates
+    perimeter_px: float = 0.0
+    elongation: float = 0.0
+    damping_db: float = 0.0
+    area_km2: float | None = None
+    length_m: float | None = None
+    width_m: float | None = None
+    possible_source: bool = False
+    features: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Ship:
+    """A bright point target found by CFAR."""
+
+    x: float
+    y: float
+    contrast_db: float
+    area_px: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Detection:
+    """What the detector found in one raster."""
+
+    mask: np.ndarray  # uint8 HxW class map (values of `Cls`), same size as the input
+    overlay: np.ndarray  # uint8 BGR annotated quicklook (downscaled for huge inputs)
+    slicks: list[Slick] = field(default_factory=list)  # oil and look-alikes
+    ships: list[Ship] = field(default_factory=list)
+    # Detector name, version, thresholds, detected input form, warnings ("not SAR-like").
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def oil_pixels(self) -> int:
+        return int(np.count_nonzero(self.mask == Cls.OIL))
+
+    @property
+    def land(self) -> np.ndarray:
+        """Bool HxW, True on land."""
+        return np.asarray(self.mask == Cls.LAND)

@@ -1,0 +1,370 @@
+"""HTTP routes: the legacy API, the v1 API, the old ML service's API and the web page.
+
+Handlers are thin: they parse the request, ask the `Service`, and render.
+Every error leaves through `error_response`, so every 4xx/5xx body has the
+same JSON shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.schemas import SchemaGenerator
+from starlette.staticfiles import StaticFiles
+
+from oilspill import __version__
+from oilspill.backends.base import Segmenter
+from oilspill.config import Settings
+from oilspill.errors import Busy, ImageError, NotFound, OilspillError, error_body
+from oilspill.io import images
+from oilspill.server import archive, resources, results
+from oilspill.server.jobs import ItemStatus, Job
+from oilspill.server.service import Service
+from oilspill.server.upload import receive_file
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.state.service
+    return service
+
+
+# Errors ----------------------------------------------------------------------
+async def error_response(request: Request, exc: Exception) -> Response:
+    headers = {}
+    if isinstance(exc, OilspillError):
+        status, message, code, extra = exc.status, exc.message, exc.code, exc.extra
+        if isinstance(exc, Busy):
+            headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, HTTPException):
+        status, message, extra = exc.status_code, str(exc.detail), {}
+        code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        status, message, code, extra = 500, "internal error; the log has details", "internal", {}
+    return JSONResponse(error_body(status, message, code, **extra), status, headers=headers)
+
+
+# Intake ----------------------------------------------------------------------
+async def _receive_job(request: Request) -> Job:
+    service = _service(request)
+    service.check_accepting()
+    path = service.store.new_upload_path()
+    try:
+        upload_name = await receive_file(
+            request, path, field="file", max_bytes=service.settings.max_upload_bytes
+        )
+    except BaseException:
+        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        raise
+    job = await service.create_job(path, upload_name)
+    log.info("job %s created: %d images, %d skipped", job.id, job.total, len(job.skipped))
+    return job
+
+
+async def legacy_upload(request: Request) -> Response:
+    """
+    summary: Upload a zip of images (legacy API)
+    requestBody:
+      content:
+        multipart/form-data:
+          schema: {type: object, properties: {file: {type: string, format: binary}}}
+    responses:
+      200: {description: '{"status": "processing", "job_id": ..., "user_hash": ...}'}
+      400: {description: Not a zip, damaged, encrypted, unsafe names, or no images}
+      413: {description: Over a size limit (upload, entries, unpacked size, ratio, pixels)}
+      503: {description: Queue full or shutting down; see Retry-After}
+    """
+    job = await _receive_job(request)
+    return JSONResponse({"status": "processing", "job_id": job.id, "user_hash": job.user_hash})
+
+
+async def create_job(request: Request) -> Response:
+    """
+    summary: Upload a zip of images; answers with the new job resource
+    requestBody:
+      content:
+        multipart/form-data:
+          schema: {type: object, properties: {file: {type: string, format: binary}}}
+    responses:
+      202: {description: The job resource; Location points at it}
+      400: {description: Not a zip, damaged, encrypted, unsafe names, or no images}
+      413: {description: Over a size limit}
+      503: {description: Queue full or shutting down; see Retry-After}
+    """
+    job = await _receive_job(request)
+    return JSONResponse(
+        resources.job_resource(job), 202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+# Status ----------------------------------------------------------------------
+async def legacy_status(request: Request) -> Response:
+    """
+    summary: A job's status (legacy API)
+    responses:
+      200:
+        description: '{"status": PENDING|STARTED|SUCCESS|FAILURE, "result", "processed", "total"}'
+      404: {description: Unknown job}
+    """
+    job = _service(request).get(request.path_params["job_id"])
+    return JSONResponse(resources.legacy_status(job))
+
+
+async def get_job(request: Request) -> Response:
+    """
+    summary: The job resource, with progress and per-image results
+    responses:
+      200: {description: State, progress, images, timestamps and links}
+      404: {description: Unknown, expired or deleted job}
+    """
+    job = _service(request).get(request.path_params["job_id"])
+    return JSONResponse(resources.job_resource(job))
+
+
+async def delete_job(request: Request) -> Response:
+    """
+    summary: Cancel a job and delete its files now
+    responses:
+      204: {description: Deleted}
+      404: {description: Unknown job}
+    """
+    await _service(request).delete(request.path_params["job_id"])
+    return Response(status_code=204)
+
+
+async def legacy_time_left(request: Request) -> Response:
+    """
+    summary: Seconds until a result is deleted (legacy API); 0 when unknown or not ready
+    responses:
+      200: {description: '{"seconds_left": N}'}
+    """
+    try:
+        job = _service(request).get_by_hash(request.path_params["user_hash"])
+    except NotFound:
+        return JSONResponse({"seconds_left": 0})
+    return JSONResponse({"seconds_left": job.seconds_left()})
+
+
+# Results ---------------------------------------------------------------------
+async def _zip_response(service: Service, job: Job) -> Response:
+    service.finished_job(job)
+    result = await anyio.to_thread.run_sync(archive.build, service.store, job)
+    headers = {
+        "Content-Disposition": f'attachment; filename="result_{job.user_hash}.zip"',
+        "Content-Length": str(result.size),
+    }
+    return StreamingResponse(iter(result), media_type="application/zip", headers=headers)
+
+
+async def legacy_download(request: Request) -> Response:
+    """
+    summary: Download the result zip (legacy API), streamed
+    responses:
+      200: {description: application/zip}
+      404: {description: Unknown or expired}
+      409: {description: Not finished yet}
+    """
+    service = _service(request)
+    return await _zip_response(service, service.get_by_hash(request.path_params["user_hash"]))
+
+
+async def job_result(request: Request) -> Response:
+    """
+    summary: Download the job's result zip, streamed
+    responses:
+      200: {description: application/zip}
+      404: {description: Unknown or expired}
+      409: {description: Not finished yet}
+    """
+    service = _service(request)
+    return await _zip_response(service, service.get(request.path_params["job_id"]))
+
+
+def _done_item(service: Service, job: Job, raw_index: str) -> int:
+    if not raw_index.isdigit() or int(raw_index) >= job.total:
+        raise NotFound(f"job {job.id} has no image {raw_index!r}")
+    index = int(raw_index)
+    if job.items[index].status is not ItemStatus.DONE:
+        raise NotFound(f"image {index} of job {job.id} has no results ({job.items[index].status})")
+    return index
+
+
+async def image_detail(request: Request) -> Response:
+    """
+    summary: One image's full record (slicks with features and confidence, ships, detector info)
+    responses:
+      200: {description: The record}
+      404: {description: Unknown job or image, or image not processed}
+    """
+    service = _service(request)
+    job = service.get(request.path_params["job_id"])
+    index = _done_item(service, job, request.path_params["index"])
+    record = await anyio.to_thread.run_sync(service.store.load_item_result, job.id, index)
+    if record is None:
+        raise NotFound(f"image {index} of job {job.id} has no record")
+    return JSONResponse({"index": index, "name": job.items[index].name, **record})
+
+
+async def image_file(request: Request) -> Response:
+    """
+    summary: An image's overlay, original preview, thumbnail or class mask, while the job lives
+    responses:
+      200: {description: The image}
+      404: {description: Unknown job, image or kind}
+    """
+    service = _service(request)
+    job = service.get(request.path_params["job_id"])
+    index = _done_item(service, job, request.path_params["index"])
+    kind = request.path_params["kind"]
+    suffix = results.output_suffix(kind, job.items[index])
+    if suffix is None:
+        raise NotFound(f"no image kind {kind!r}; use one of {', '.join(results.KINDS)}")
+    path = service.store.out_path(job.id, index, suffix)
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=600"})
+
+
+# Health and the old ML service -------------------------------------------------
+async def healthz(request: Request) -> Response:
+    """
+    summary: Liveness and load
+    responses:
+      200: {description: Status, backend, workers, jobs and queued images}
+    """
+    service = _service(request)
+    return JSONResponse(
+        {
+            "status": "ok" if service.accepting else "stopping",
+            "version": __version__,
+            "backend": service.segmenter.name,
+            "workers": service.runner.concurrency,
+            "jobs": len(service.jobs),
+            "queued_images": service.runner.queued_images,
+            "ttl": service.settings.ttl,
+            "max_upload_bytes": service.settings.max_upload_bytes,
+        }
+    )
+
+
+async def ml_health(request: Request) -> Response:
+    """
+    summary: Health in the old ML service's shape
+    responses:
+      200: {description: '{"status": "ok"}'}
+    """
+    return JSONResponse({"status": "ok"})
+
+
+async def ml_segment(request: Request) -> Response:
+    """
+    summary: Segment one image; answers with the annotated image (the old ML service's API)
+    requestBody:
+      content:
+        multipart/form-data:
+          schema: {type: object, properties: {file: {type: string, format: binary}}}
+    responses:
+      200: {description: The annotated image, same format as the input}
+      400: {description: No file field}
+      422: {description: Not an image we can read}
+    """
+    service = _service(request)
+    with tempfile.TemporaryDirectory(dir=service.store.uploads) as tmp:
+        path = Path(tmp) / "image"
+        name = await receive_file(
+            request, path, field="file", max_bytes=service.settings.max_upload_bytes
+        )
+        body, fmt = await _segment_file(service, path, name or "image")
+    return Response(body, media_type=f"image/{fmt}")
+
+
+async def _segment_file(service: Service, path: Path, name: str) -> tuple[bytes, str]:
+    """Segment one received image file; answer with its overlay, in its own format."""
+    fmt = images.sniff(await anyio.to_thread.run_sync(_head, path))
+    if fmt is None:
+        raise ImageError("the file is not a PNG, JPEG, WebP, BMP or TIFF image")
+    raster = await service.cpu.run(images.load, path, name, fmt, service.settings.max_image_pixels)
+    raster.source = path
+    seg = await service.segmenter.segment(raster)
+    out_fmt = fmt if fmt != "tiff" else "png"
+    return await service.cpu.run(images.encode, seg.overlay, out_fmt), out_fmt
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(64)
+
+
+# Web page and schema -----------------------------------------------------------
+async def index(request: Request) -> Response:
+    page = STATIC / "index.html"
+    if not page.is_file():
+        raise NotFound("the web page is not installed")
+    return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(_schemas.get_schema(routes=request.app.routes))
+
+
+_schemas = SchemaGenerator(
+    {"openapi": "3.0.0", "info": {"title": "oilspill", "version": __version__}}
+)
+
+
+def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starlette:
+    """Build the ASGI app; the service starts and stops with the app's lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with Service(settings, segmenter) as service:
+            yield {"service": service}
+
+    job = "/api/v1/jobs/{job_id}"
+    routes = [
+        Route("/api/upload", legacy_upload, methods=["POST"]),
+        Route("/api/status/{job_id}", legacy_status),
+        Route("/api/download/{user_hash}", legacy_download),
+        Route("/api/archive_time_left/{user_hash}", legacy_time_left),
+        Route("/api/v1/jobs", create_job, methods=["POST"]),
+        Route(job, get_job),
+        Route(job, delete_job, methods=["DELETE"]),
+        Route(f"{job}/result.zip", job_result),
+        Route(f"{job}/images/{{index}}", image_detail),
+        Route(f"{job}/images/{{index}}/{{kind}}", image_file),
+        Route("/healthz", healthz),
+        Route("/health", ml_health),
+        Route("/segment", ml_segment, methods=["POST"]),
+        Route("/openapi.json", openapi, include_in_schema=False),
+        Route("/", index, include_in_schema=False),
+        Route("/jobs/{job_id}", index, include_in_schema=False),
+        Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["Content-Disposition", "Content-Length", "Retry-After", "Location"],
+        )
+    ]
+    handlers: dict[Any, Any] = {Exception: error_response, HTTPException: error_response}
+    handlers[OilspillError] = error_response
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
+    )

@@ -1,0 +1,285 @@
+"""Turn an uploaded zip into a job's input files, refusing anything unsafe.
+
+Checks happen before anything is unpacked (entry count, declared sizes,
+compression ratio, unsafe names, encryption, symlinks), and again while
+unpacking (real byte counts), so a lying header cannot get past them.
+Entry names are decoded as a person expects: UTF-8 where flagged or valid,
+the Info-ZIP Unicode path field where present, else the legacy code page
+that makes readable text (cp866 Cyrillic from Windows, cp1251, cp437).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import shutil
+import stat
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from oilspill.errors import ArchiveTooLarge, BadArchive, NoImages
+from oilspill.io import images
+from oilspill.server.jobs import Item, ItemStatus
+
+log = logging.getLogger(__name__)
+
+RESERVED = {"summary.csv", "report.json", "slicks.geojson"}
+_CHUNK = 1 << 20
+_SMALL_ENTRY = 1 << 20  # ratios of tiny entries say nothing about bombs
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_entries: int
+    max_uncompressed_bytes: int
+    max_ratio: int
+    max_image_pixels: int
+
+
+@dataclass
+class Unpacked:
+    items: list[Item] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def decode_name(info: zipfile.ZipInfo) -> str:
+    """The entry's name as its author saw it."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    unicode_path = _unicode_path_extra(info.extra)
+    if unicode_path is not None:
+        return unicode_path
+    raw = info.orig_filename.encode("cp437")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return max(
+        (raw.decode(codec, "replace") for codec in ("cp866", "cp1251", "cp437")),
+        key=_readability,
+    )
+
+
+def _unicode_path_extra(extra: bytes) -> str | None:
+    """Info-ZIP's Unicode Path field (0x7075), written by 7-Zip and WinRAR beside a legacy name."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag = int.from_bytes(extra[pos : pos + 2], "little")
+        size = int.from_bytes(extra[pos + 2 : pos + 4], "little")
+        body = extra[pos + 4 : pos + 4 + size]
+        if tag == 0x7075 and size > 5 and body[0] == 1:
+            try:
+                return body[5:].decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        pos += 4 + size
+    return None
+
+
+def _readability(text: str) -> int:
+    """Score a decoding: letters count, Cyrillic lowercase most; box-drawing and symbols lose."""
+    score = 0
+    for ch in text:
+        if "а" <= ch <= "я" or ch == "ё":
+            score += 3
+        elif "А" <= ch <= "Я" or ch == "Ё":
+            score += 2
+        elif ch.isalnum() or ch in " ._-()[]/":
+            score += 1
+        else:
+            score -= 2
+    return score
+
+
+def safe_name(name: str) -> str:
+    """Normalise an entry path; raise BadArchive when it would leave the job folder."""
+    name = name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise BadArchive(f"entry {name!r} has an absolute path; zips must hold relative paths")
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        raise BadArchive(f"entry {name!r} points outside the archive ('..'); refusing the zip")
+    return posixpath.normpath(name) if parts else ""
+
+
+def _is_hidden(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return any(p.startswith(".") for p in parts) or (bool(parts) and parts[0] == "__MACOSX")
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    stem, dot, ext = name.rpartition(".") if "." in PurePosixPath(name).name else (name, "", "")
+    candidate, n = name, 1
+    while candidate.lower() in taken:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    taken.add(candidate.lower())
+    return candidate
+
+
+def open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise BadArchive(
+            f"the upload is not a readable zip ({exc}); send a .zip of images, complete and "
+            "not encrypted"
+        ) from exc
+    except OSError as exc:
+        raise BadArchive(f"the upload cannot be read as a zip: {exc}") from exc
+
+
+def check_entries(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, str]]:
+    """Validate every entry before unpacking; return (entry, decoded name) of the files."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise ArchiveTooLarge(
+            f"the zip has {len(infos)} entries, more than {limits.max_entries} "
+            "(split it, or raise --max-entries)"
+        )
+    total = 0
+    files = []
+    for info in infos:
+        name = safe_name(decode_name(info))
+        mode = info.external_attr >> 16
+        if info.create_system == 3 and stat.S_ISLNK(mode):
+            raise BadArchive(f"entry {name!r} is a symbolic link; zips with links are refused")
+        if info.is_dir() or not name or name == ".":
+            continue
+        if info.flag_bits & 0x1:
+            raise BadArchive(f"entry {name!r} is encrypted; upload a zip without a password")
+        if info.compress_type not in (
+            zipfile.ZIP_STORED,
+            zipfile.ZIP_DEFLATED,
+            zipfile.ZIP_BZIP2,
+            zipfile.ZIP_LZMA,
+        ):
+            raise BadArchive(
+                f"entry {name!r} uses compression method {info.compress_type}, which is not "
+                "supported; re-zip with Deflate"
+            )
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _SMALL_ENTRY and ratio > limits.max_ratio:
+            raise ArchiveTooLarge(
+                f"entry {name!r} expands {ratio:.0f}x (limit {limits.max_ratio}x); "
+                "this looks like a zip bomb"
+            )
+        files.append((info, name))
+    if total > limits.max_uncompressed_bytes:
+        raise ArchiveTooLarge(
+            f"the zip unpacks to {total / 2**20:.0f} MiB, more than "
+            f"{limits.max_uncompressed_bytes / 2**20:.0f} MiB (raise --max-uncompressed-mb)"
+        )
+    return files
+
+
+def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
+    """Unpack the images of `zip_path` into `input_dir` as 00000, 00001, ... (blocking)."""
+    result = Unpacked()
+    input_dir.mkdir(parents=True, exist_ok=True)
+    taken = set(RESERVED)
+    budget = limits.max_uncompressed_bytes
+    with open_zip(zip_path) as zf:
+        for info, name in check_entries(zf, limits):
+            if _is_hidden(name):
+                continue
+            dest = input_dir / f"{len(result.items):05d}"
+            try:
+                head, size = _extract(zf, info, name, dest, budget)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise BadArchive(
+                    f"entry {name!r} is damaged ({exc}); the zip may be truncated"
+                ) from exc
+            budget -= size
+            _admit(result, taken, name, dest, head, limits)
+    return _checked(result)
+
+
+def collect(paths: list[Path], input_dir: Path, limits: Limits) -> Unpacked:
+    """Take image files from disk (the `segment` command): linked, or copied, never moved."""
+    result = Unpacked()
+    input_dir.mkdir(parents=True, exist_ok=True)
+    taken = set(RESERVED)
+    for path in paths:
+        dest = input_dir / f"{len(result.items):05d}"
+        try:
+            dest.hardlink_to(path)
+        except OSError:
+            shutil.copyfile(path, dest)
+        with dest.open("rb") as fh:
+            head = fh.read(64)
+        _admit(result, taken, path.name, dest, head, limits)
+    return _checked(result)
+
+
+def _admit(
+    result: Unpacked, taken: set[str], name: str, dest: Path, head: bytes, limits: Limits
+) -> None:
+    """Classify one unpacked file by content: an image item, a broken image, or skipped."""
+    fmt = images.sniff(head)
+    if fmt is None and images.format_for_name(name) is None:
+        dest.unlink()
+        result.skipped.append(name)
+        return
+    out_name = _unique(name, taken)
+    item = Item(index=len(result.items), name=out_name, mask_name="", fmt=fmt or "")
+    item.mask_name = _unique(_mask_name(out_name, fmt), taken)
+    if fmt is None:
+        dest.unlink()
+        item.status = ItemStatus.FAILED
+        item.error = (
+            "not a recognised image: the content is not PNG, JPEG, WebP, BMP or TIFF "
+            f"although the name ends in {PurePosixPath(name).suffix}"
+        )
+    else:
+        _check_pixels(dest, name, fmt, limits.max_image_pixels)
+    result.items.append(item)
+
+
+def _checked(result: Unpacked) -> Unpacked:
+    if not any(item.status is ItemStatus.PENDING for item in result.items):
+        listed = ", ".join(result.skipped[:5]) or "none"
+        raise NoImages(
+            "the zip holds no readable images (PNG, JPEG, WebP, BMP or TIFF); "
+            f"skipped files: {listed}"
+        )
+    return result
+
+
+def _mask_name(name: str, fmt: str | None) -> str:
+    stem = posixpath.splitext(name)[0]
+    return f"masks/{stem}.{'tif' if fmt == 'tiff' else 'png'}"
+
+
+def _extract(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, dest: Path, budget: int
+) -> tuple[bytes, int]:
+    """Copy one entry in chunks, counting real bytes against its declared size and the budget."""
+    head = b""
+    size = 0
+    with zf.open(info) as src, dest.open("wb") as out:
+        while chunk := src.read(_CHUNK):
+            if not head:
+                head = chunk[:64]
+            size += len(chunk)
+            if size > info.file_size or size > budget:
+                raise ArchiveTooLarge(
+                    f"entry {name!r} unpacks to more than it declares; this looks like a zip bomb"
+                )
+            out.write(chunk)
+    return head, size
+
+
+def _check_pixels(path: Path, name: str, fmt: str, max_pixels: int) -> None:
+    try:
+        width, height = images.read_size(path, fmt)
+    except Exception:
+        return  # a broken header is that image's own error, found when it is decoded
+    if width * height > max_pixels:
+        raise ArchiveTooLarge(
+            f"{name!r} is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the limit of "
+            f"{max_pixels / 1e6:.0f} Mpx (a decompression bomb, or raise --max-image-mpx)"
+        )

@@ -1,0 +1,136 @@
+"""A finished job's reports: summary.csv, report.json and slicks.geojson.
+
+Made from the per-image records that `results` wrote, once, when the job
+finishes; `archive` streams them with the images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from oilspill import __version__
+from oilspill.io.geojson import slicks_geojson
+from oilspill.io.georef import Georef
+from oilspill.io.s1name import parse_s1_product_id
+from oilspill.server.jobs import Item, ItemStatus, Job
+from oilspill.server.store import JobStore, write_atomic
+
+REPORTS = ("summary.csv", "report.json", "slicks.geojson")
+SUMMARY_COLUMNS = (
+    "name", "status", "slicks", "lookalikes", "ships", "oil_pixels", "oil_fraction",
+    "oil_area_km2", "max_confidence", "width", "height", "error",
+)  # fmt: skip
+
+
+def write_reports(store: JobStore, job: Job) -> None:
+    """Write summary.csv, report.json and slicks.geojson once, when the job finishes.
+
+    The JSON is written one image at a time: a single `json.dumps` of a large job's
+    report is one C call that holds the GIL, and so the event loop, for up to a second.
+    """
+    job_dir = store.job_dir(job.id)
+    write_atomic(job_dir / "summary.csv", summary_csv(job), fsync=False)
+    report_out, geo_out = job_dir / ".report.json.tmp", job_dir / ".slicks.geojson.tmp"
+    with report_out.open("w", encoding="utf-8") as rep, geo_out.open("w", encoding="utf-8") as gj:
+        head = json.dumps(report_head(job), ensure_ascii=False)
+        rep.write(head[:-1] + ', "images": [')
+        gj.write('{"type": "FeatureCollection", "features": [')
+        pixel_coordinates = False
+        first_feature = True
+        for n, item in enumerate(job.items):
+            record = store.load_item_result(job.id, item.index) or {}
+            rep.write(("," if n else "") + "\n" + _json(report_image(item, record)))
+            for feature in _features(item, record):
+                pixel_coordinates |= "lon/lat" not in feature["properties"]["coordinates"]
+                gj.write(("" if first_feature else ",") + "\n" + _json(feature))
+                first_feature = False
+        rep.write("\n]}\n")
+        note = "some features are in pixel coordinates (see each feature's properties)"
+        gj.write("\n]" + (f', "note": "{note}"' if pixel_coordinates else "") + "}\n")
+    os.replace(report_out, job_dir / "report.json")
+    os.replace(geo_out, job_dir / "slicks.geojson")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def summary_csv(job: Job) -> bytes:
+    """One row per input: processed, failed or skipped."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for item in job.items:
+        row = item.to_dict()
+        row["status"] = item.status.value
+        if item.status is not ItemStatus.DONE:
+            row.update(slicks="", lookalikes="", ships="", oil_pixels="", oil_fraction="")
+        writer.writerow(["" if row.get(c) is None else row.get(c) for c in SUMMARY_COLUMNS])
+    for name in job.skipped:
+        writer.writerow([name, "skipped", *[""] * (len(SUMMARY_COLUMNS) - 3), "not an image"])
+    return buf.getvalue().encode("utf-8")
+
+
+def report_image(item: Item, record: dict[str, Any]) -> dict[str, Any]:
+    """One image's entry in report.json: its summary, slicks with features, ships, detector."""
+    return {
+        "name": item.name,
+        "mask": item.mask_name if item.status is ItemStatus.DONE else None,
+        "status": item.status.value,
+        "error": item.error,
+        "summary": record.get("summary"),
+        "slicks": record.get("slicks", []),
+        "ships": record.get("ships", []),
+        "detector": record.get("info"),
+        "georef": record.get("georef"),
+        "product": parse_s1_product_id(Path(item.name).name),
+        "seconds": item.seconds,
+    }
+
+
+def report_head(job: Job) -> dict[str, Any]:
+    """report.json without its "images" list."""
+    return {
+        "oilspill": __version__,
+        "job": {
+            "id": job.id,
+            "status": job.status.value,
+            "error": job.error,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "expires_at": job.expires_at,
+            "settings": job.settings,
+            "images": job.total,
+            "failed": job.failed,
+            "skipped": job.skipped,
+        },
+        "classes": {"0": "sea", "1": "oil", "2": "look-alike", "3": "ship", "4": "land"},
+    }
+
+
+def _features(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GeoJSON features of one image's slicks."""
+    if item.status is not ItemStatus.DONE:
+        return []
+    raw_georef = record.get("georef")
+    georef = _georef(raw_georef) if raw_georef else None
+    slicks = record.get("slicks", [])
+    features: list[dict[str, Any]] = slicks_geojson([(item.name, georef, slicks)])["features"]
+    return features
+
+
+def _georef(raw: dict[str, Any]) -> Georef:
+    def tup(value: Any) -> Any:
+        return tuple(value) if value is not None else None
+
+    return Georef(
+        pixel_size_m=tup(raw.get("pixel_size_m")),
+        transform=tup(raw.get("transform")),
+        epsg=raw.get("epsg"),
+        gcps=tuple(tuple(g) for g in raw.get("gcps", ())),
+    )

@@ -1,0 +1,120 @@
+"""Write one image's outputs to its job folder and describe them.
+
+Per image n, under `<job>/out/`: the annotated overlay (in the format its name
+promises), the class mask (PNG, or GeoTIFF for georeferenced inputs), a JPEG
+preview of the original and a thumbnail of the overlay for the web page.
+The returned record is saved as `<n>.json`, last, which marks n as done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from oilspill.backends.base import Segmentation
+from oilspill.io import images
+from oilspill.io.georef import encode_geotiff_mask
+from oilspill.io.images import Raster
+from oilspill.sar.records import Cls
+from oilspill.server.jobs import Item
+
+PREVIEW_PX = 1600
+THUMB_PX = 360
+
+
+def overlay_suffix(name: str, fmt: str) -> str:
+    return f".overlay.{images.output_format(name, fmt)}"
+
+
+def mask_suffix(mask_name: str) -> str:
+    return ".mask.tif" if mask_name.endswith(".tif") else ".mask.png"
+
+
+PREVIEW_SUFFIX = ".original.jpg"
+THUMB_SUFFIX = ".thumb.jpg"
+KINDS = ("overlay", "original", "thumbnail", "mask")
+
+
+def output_suffix(kind: str, item: Item) -> str | None:
+    """The file suffix of one of an image's outputs, by kind; None for an unknown kind."""
+    return {
+        "overlay": overlay_suffix(item.name, item.fmt),
+        "original": PREVIEW_SUFFIX,
+        "thumbnail": THUMB_SUFFIX,
+        "mask": mask_suffix(item.mask_name),
+    }.get(kind)
+
+
+def write_outputs(
+    raster: Raster, seg: Segmentation, out_dir: Path, index: int, mask_name: str
+) -> dict[str, Any]:
+    """Encode and write every output file of one image (blocking); return its record."""
+    stem = out_dir / f"{index:05d}"
+    fmt = images.output_format(raster.name, raster.fmt)
+    overlay = seg.overlay
+    if fmt == "jpeg" and overlay.ndim == 3 and overlay.shape[2] == 4:
+        overlay = cv2.cvtColor(overlay, cv2.COLOR_BGRA2BGR)
+    if seg.overlay_file is not None and seg.overlay_file[0] == fmt:
+        encoded = seg.overlay_file[1]
+    else:
+        encoded = images.encode(overlay, fmt)
+    Path(f"{stem}.overlay.{fmt}").write_bytes(encoded)
+
+    mask = np.ascontiguousarray(seg.mask, dtype=np.uint8)
+    if mask_name.endswith(".tif") and raster.georef is not None:
+        Path(f"{stem}.mask.tif").write_bytes(encode_geotiff_mask(mask, raster.georef))
+    else:
+        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
+            images.encode(mask, "tiff" if mask_name.endswith(".tif") else "png", labels=True)
+        )
+
+    preview = images.fit_within(images.to_display(raster.pixels), PREVIEW_PX)
+    if preview.ndim == 3 and preview.shape[2] == 4:
+        preview = cv2.cvtColor(preview, cv2.COLOR_BGRA2BGR)
+    Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(preview, "jpeg"))
+    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(
+        images.encode(images.fit_within(seg.overlay[..., :3], THUMB_PX), "jpeg")
+    )
+    return describe(raster, seg)
+
+
+def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
+    """The JSON record of one segmented image: summary numbers, slicks, ships, detector info."""
+    height, width = raster.shape
+    oil = [s for s in seg.slicks if s.cls == Cls.OIL]
+    oil_pixels = seg.oil_pixels
+    areas = [s.area_km2 for s in oil]
+    known = bool(oil) and all(a is not None for a in areas)
+    pixel_size = raster.georef.pixel_size_m if raster.georef else None
+    if not oil and (pixel_size or seg.info.get("pixel_size_m")):
+        known = True  # no oil, and the pixel size is known: the area is truly 0 km²
+    return {
+        "summary": {
+            "slicks": len(oil),
+            "lookalikes": sum(1 for s in seg.slicks if s.cls == Cls.LOOKALIKE),
+            "ships": len(seg.ships),
+            "oil_pixels": oil_pixels,
+            "oil_fraction": round(oil_pixels / max(width * height, 1), 6),
+            "oil_area_km2": round(sum(a or 0.0 for a in areas), 6) if known else None,
+            "max_confidence": max((s.confidence for s in oil), default=None),
+            "confidences": sorted((round(s.confidence, 3) for s in oil), reverse=True),
+            "width": width,
+            "height": height,
+        },
+        "slicks": [s.to_dict() for s in seg.slicks],
+        "ships": [s.to_dict() for s in seg.ships],
+        "info": seg.info,
+        "georef": _georef_record(raster),
+    }
+
+
+def _georef_record(raster: Raster) -> dict[str, Any] | None:
+    if raster.georef is None:
+        return None
+    record = asdict(raster.georef)
+    record.pop("geotiff_tags", None)
+    return record

@@ -1,0 +1,218 @@
+"""The in-process worker pool: images of all jobs flow through one queue.
+
+Workers are asyncio tasks in a TaskGroup; each takes one image at a time,
+decodes, segments and writes it through the CPU pool (off the event loop),
+then records the result. Images of one job and of different jobs run in
+parallel up to the pool size. A failing image is caught and stored as that
+image's error; it never cancels the group or fails its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+
+from oilspill.backends import CpuPool
+from oilspill.backends.base import Segmenter
+from oilspill.errors import ImageError
+from oilspill.io import images
+from oilspill.server import reports, results
+from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
+from oilspill.server.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def apply_result(item: Item, record: dict[str, Any]) -> None:
+    """Copy an image's saved record onto its item (after processing, or at restart)."""
+    if record.get("error"):
+        item.status = ItemStatus.FAILED
+        item.error = record["error"]
+    else:
+        item.status = ItemStatus.DONE
+        for key, value in record.get("summary", {}).items():
+            setattr(item, key, value)
+    item.seconds = record.get("seconds", 0.0)
+
+
+class Runner:
+    def __init__(
+        self,
+        store: JobStore,
+        segmenter: Segmenter,
+        cpu: CpuPool,
+        *,
+        concurrency: int,
+        ttl: int,
+        max_image_pixels: int,
+        on_finished: Callable[[Job], None],
+    ) -> None:
+        self.store = store
+        self.segmenter = segmenter
+        self.cpu = cpu
+        self.concurrency = concurrency
+        self.ttl = ttl
+        self.max_image_pixels = max_image_pixels
+        self.on_finished = on_finished
+        self._queue: asyncio.Queue[tuple[Job, Item]] = asyncio.Queue()
+        self._cancelled: set[str] = set()
+        self._remaining: dict[str, int] = {}  # images of each job not yet processed
+        self._busy: set[asyncio.Task[None]] = set()
+        self._workers: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.done = self.failed = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<Runner workers={self.concurrency} busy={len(self._busy)} queued="
+            f"{self._queue.qsize()} done={self.done} failed={self.failed}>"
+        )
+
+    @property
+    def queued_images(self) -> int:
+        return self._queue.qsize()
+
+    def enqueue(self, job: Job) -> None:
+        pending = [item for item in job.items if item.status is ItemStatus.PENDING]
+        if pending:
+            self._remaining[job.id] = len(pending)
+        for item in pending:
+            self._queue.put_nowait((job, item))
+        log.info("job %s queued: %d images, %d to process", job.id, job.total, len(pending))
+
+    def cancel(self, job_id: str) -> None:
+        """Skip the job's queued images; images already running finish and are discarded."""
+        self._cancelled.add(job_id)
+        self._remaining.pop(job_id, None)
+
+    def start(self, tg: asyncio.TaskGroup) -> None:
+        self._workers = [
+            tg.create_task(self._work(), name=f"worker-{n}") for n in range(self.concurrency)
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking images, let running ones finish within `grace` seconds, then cancel."""
+        self._stopping = True
+        for task in self._workers:
+            if task not in self._busy:
+                task.cancel()
+        if self._busy:
+            log.info("waiting up to %.0fs for %d running images", grace, len(self._busy))
+            _, late = await asyncio.wait(set(self._busy), timeout=grace)
+            for task in late:
+                task.cancel()
+
+    async def _work(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._stopping:
+            job, item = await self._queue.get()
+            if job.id in self._cancelled or item.status is not ItemStatus.PENDING:
+                continue
+            self._busy.add(task)
+            try:
+                await self._process(job, item)
+            except Exception as exc:  # a full disk must not end the worker, nor stall the job
+                if job.id not in self._cancelled:
+                    log.exception("job %s: could not record %s", job.id, item.name)
+                    await self._settle(job, item, {"error": f"could not save results: {exc}"})
+            finally:
+                self._busy.discard(task)
+
+    async def _process(self, job: Job, item: Item) -> None:
+        if job.status is JobStatus.PENDING:
+            job.status = JobStatus.STARTED
+            job.started_at = time.time()
+            log.info("job %s started", job.id)
+            await anyio.to_thread.run_sync(self.store.save, job)
+        started = time.monotonic()
+        record = await self._segment(job, item)
+        record["seconds"] = round(time.monotonic() - started, 4)
+        if job.id in self._cancelled:
+            return
+        try:
+            await anyio.to_thread.run_sync(self._commit, job, item, record)
+        except FileNotFoundError:
+            if job.id in self._cancelled:
+                return
+            raise
+        await self._settle(job, item, record)
+
+    async def _settle(self, job: Job, item: Item, record: dict[str, Any]) -> None:
+        """Count a processed image; the job's last one finishes the job."""
+        apply_result(item, record)
+        if item.status is ItemStatus.DONE:
+            self.done += 1
+        else:
+            self.failed += 1
+            log.warning("job %s: %s failed: %s", job.id, item.name, item.error)
+        self._remaining[job.id] -= 1
+        if self._remaining[job.id] == 0:
+            del self._remaining[job.id]
+            await self.finish(job)
+
+    async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
+        path = self.store.input_path(job.id, item.index)
+        try:
+            raster = await self.cpu.run(
+                images.load, path, item.name, item.fmt, self.max_image_pixels
+            )
+            raster.source = path
+            seg = await self.segmenter.segment(raster)
+            out_dir = self.store.out_dir(job.id)
+            return await self.cpu.run(
+                results.write_outputs, raster, seg, out_dir, item.index, item.mask_name
+            )
+        except ImageError as exc:
+            return {"error": exc.message}
+        except FileNotFoundError:
+            if job.id in self._cancelled:
+                return {"error": "cancelled"}
+            return {"error": "the image's input file is missing (was the data folder cleaned?)"}
+        except MemoryError:
+            return {"error": "not enough memory to process this image"}
+        except Exception as exc:  # one image's bug must not end the worker
+            log.exception("job %s: unexpected error on %s", job.id, item.name)
+            return {"error": f"internal error while processing this image: {exc!r}"}
+
+    def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
+        self.store.save_item_result(job.id, item.index, record)
+        self.store.input_path(job.id, item.index).unlink(missing_ok=True)
+
+    async def finish(self, job: Job) -> None:
+        """Write the reports and the final meta, then publish the final state.
+
+        Clients see SUCCESS only once every file of the result zip exists.
+        """
+        ok = sum(1 for i in job.items if i.status is ItemStatus.DONE)
+        final = dataclasses.replace(job, status=JobStatus.SUCCESS if ok else JobStatus.FAILURE)
+        if not ok:
+            first = next((i.error for i in job.items if i.error), "unknown error")
+            final.error = f"none of the {job.total} images could be processed; first error: {first}"
+        final.finished_at = time.time()
+        final.expires_at = final.finished_at + self.ttl
+        await anyio.to_thread.run_sync(self._finish_files, final)
+        job.error, job.finished_at = final.error, final.finished_at
+        job.expires_at, job.status = final.expires_at, final.status
+        elapsed = job.finished_at - (job.started_at or job.created_at)
+        log.info(
+            "job %s %s: %d ok, %d failed in %.2fs",
+            job.id,
+            job.status.value,
+            ok,
+            job.failed,
+            elapsed,
+        )
+        self.on_finished(job)
+
+    def _finish_files(self, job: Job) -> None:
+        reports.write_reports(self.store, job)
+        self.store.save(job)
+        shutil.rmtree(self.store.job_dir(job.id) / "input", ignore_errors=True)

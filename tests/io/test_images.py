@@ -1,0 +1,75 @@
+"""Image reading and writing: sniffing by content, header sizes, and exact PNG round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from helpers import encode, sar_image
+
+from oilspill.errors import ImageError
+from oilspill.io import images
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [(".png", "png"), (".jpg", "jpeg"), (".webp", "webp"),
+                                          (".bmp", "bmp"), (".tif", "tiff")])  # fmt: skip
+def test_sniff_and_header_size(tmp_path: Path, ext: str, fmt: str) -> None:
+    data = encode(sar_image(0, (123, 45)), ext)
+    assert images.sniff(data[:64]) == fmt
+    path = tmp_path / "x"
+    path.write_bytes(data)
+    assert images.read_size(path, fmt) == (123, 45)
+
+
+def test_garbage_is_no_image() -> None:
+    assert images.sniff(b"hello world, not an image") is None
+    assert images.sniff(b"") is None
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_fast_png_round_trips_exactly(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    shape = (37, 53) if channels == 1 else (37, 53, channels)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    decoded = cv2.imdecode(np.frombuffer(images.encode_png(pixels), np.uint8), -1)
+    assert np.array_equal(decoded, pixels)
+
+
+def test_masks_round_trip_through_png() -> None:
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 5:50] = 1
+    mask[30:, :10] = 4
+    data = images.encode(mask, "png", labels=True)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), -1), mask)
+
+
+def test_16_bit_and_float_tiffs_keep_their_values(tmp_path: Path) -> None:
+    for dtype in (np.uint16, np.float32):
+        values = (np.arange(20 * 30).reshape(20, 30) * 7).astype(dtype)
+        path = tmp_path / f"{np.dtype(dtype).name}.tif"
+        tifffile.imwrite(path, values)
+        raster = images.load(path, path.name, "tiff", 10**6)
+        assert raster.pixels.dtype == dtype and np.array_equal(raster.pixels, values)
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "big.png"
+    path.write_bytes(encode(sar_image(0, (200, 100))))
+    with pytest.raises(ImageError, match="--max-image-mpx"):
+        images.load(path, "big.png", "png", max_pixels=10_000)
+
+
+def test_truncated_image_is_an_image_error(tmp_path: Path) -> None:
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(encode(sar_image(0), ".jpg")[:200])
+    with pytest.raises(ImageError):
+        images.load(path, "cut.jpg", "jpeg", 10**8)
+
+
+def test_results_keep_the_format_the_name_promises() -> None:
+    assert images.output_format("a.png", "webp") == "png"
+    assert images.output_format("scene.JPG", "jpeg") == "jpeg"
+    assert images.output_format("noext", "tiff") == "tiff"

@@ -1,0 +1,150 @@
+"""End to end against a real `oilspill serve` on 127.0.0.1: upload, poll, download, restart."""
+
+from __future__ import annotations
+
+import io
+import signal
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from helpers import Server, encode, image_zip, make_zip, sar_image, upload, wait_for
+
+
+def test_upload_poll_download(start_server: Callable[..., Server]) -> None:
+    server = start_server("--workers", "2")
+    with server.client() as client:
+        body = upload(client, image_zip(4)).json()
+        assert wait_for(client, body["job_id"])["status"] == "SUCCESS"
+        with client.stream("GET", f"/api/download/{body['user_hash']}") as response:
+            assert response.status_code == 200
+            data = b"".join(response.iter_bytes())
+        assert int(response.headers["content-length"]) == len(data)
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        assert "summary.csv" in names and "masks/scene_03.png" in names
+        seconds = client.get(f"/api/archive_time_left/{body['user_hash']}").json()["seconds_left"]
+        assert 0 < seconds <= 600
+
+
+def test_restart_resumes_a_job_without_redoing_images(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server("--workers", "1", data_dir=data_dir)
+    with server.client() as client:
+        body = upload(client, image_zip(40, size=(640, 480))).json()
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/status/{body['job_id']}").json()["processed"] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    server.stop(kill=True)  # a crash: no chance to save anything
+    done_before = {p.name for p in (data_dir / body["job_id"] / "out").glob("*.json")}
+    assert 0 < len(done_before) < 40
+
+    restarted = start_server("--workers", "2", data_dir=data_dir)
+    with restarted.client() as client:
+        status = wait_for(client, body["job_id"])
+        assert status["status"] == "SUCCESS" and status["processed"] == 40
+        assert len(status["result"]["processed_files"]) == 40
+    log = restarted.log.read_text()
+    assert f"job {body['job_id']} resumes: {len(done_before)} of 40 done" in log
+
+
+def test_finished_results_survive_a_restart(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir=data_dir)
+    with server.client() as client:
+        body = upload(client, image_zip(1)).json()
+        wait_for(client, body["job_id"])
+        left = client.get(f"/api/archive_time_left/{body['user_hash']}").json()["seconds_left"]
+    assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after shutdown
+    assert "service stopped" in server.log.read_text()
+    again = start_server(data_dir=data_dir)
+    with again.client() as client:
+        response = client.get(f"/api/download/{body['user_hash']}")
+        assert response.status_code == 200
+        after = client.get(f"/api/archive_time_left/{body['user_hash']}").json()["seconds_left"]
+        assert left - 30 <= after <= left
+
+
+def test_expired_and_orphaned_folders_are_deleted_at_start(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server("--ttl", "1", data_dir=data_dir)
+    with server.client() as client:
+        job_id = upload(client, image_zip(1)).json()["job_id"]
+        wait_for(client, job_id)
+    server.stop()
+    orphan = data_dir / ("a" * 32)
+    orphan.mkdir()
+    (orphan / "input").mkdir()
+    time.sleep(1.2)
+    start_server(data_dir=data_dir)
+    assert not (data_dir / job_id).exists()
+    assert not orphan.exists()
+
+
+def test_sigterm_lets_the_running_image_finish(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "1", data_dir=tmp_path / "data")
+    with server.client() as client:
+        body = upload(client, image_zip(20, size=(640, 480))).json()
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/status/{body['job_id']}").json()["status"] == "PENDING":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    log = server.log.read_text()
+    assert "service stopped" in log
+    assert "waiting up to" in log or "SUCCESS" in log  # the running image was waited for
+
+
+def test_status_answers_while_workers_are_busy(start_server: Callable[..., Server]) -> None:
+    server = start_server("--workers", "2")
+    with server.client() as client:
+        body = upload(client, image_zip(30, size=(1250, 650))).json()
+        answered = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = client.get(f"/api/status/{body['job_id']}", timeout=5).json()
+            answered += 1
+            if status["status"] == "SUCCESS":
+                break
+        assert status["status"] == "SUCCESS"
+        assert answered > 5
+
+
+def test_http_backend_uses_a_remote_segmentation_service(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    model = start_server(data_dir=tmp_path / "model")
+    coordinator = start_server(
+        "--backend", "http", "--ml-url", f"{model.url}/segment", data_dir=tmp_path / "coord"
+    )
+    with coordinator.client() as client:
+        data = make_zip({"a.png": encode(sar_image(0, (480, 360))), "b.jpg": b"junk"})
+        status = wait_for(client, upload(client, data).json()["job_id"])
+        assert status["status"] == "SUCCESS"
+        assert status["result"]["processed_files"] == ["a.png"]
+        job = client.get(f"/api/v1/jobs/{upload(client, data).json()['job_id']}").json()
+        assert job["id"]
+
+
+def test_http_backend_reports_a_dead_remote_per_image(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    coordinator = start_server(
+        "--backend", "http", "--ml-url", "http://127.0.0.1:9/segment", "--ml-timeout", "2"
+    )
+    with coordinator.client() as client:
+        status = wait_for(client, upload(client, image_zip(2)).json()["job_id"])
+    assert status["status"] == "FAILURE"
+    assert "segmentation service" in status["result"]
+    assert httpx.get(f"{coordinator.url}/healthz").status_code == 200

@@ -1,0 +1,58 @@
+"""The data folder: ids, atomic meta files, and what start-up keeps or deletes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from oilspill.errors import NotFound
+from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
+from oilspill.server.store import JobStore, check_id, new_id, write_atomic
+
+
+def test_ids_are_128_random_bits_in_hex() -> None:
+    ids = {new_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+@pytest.mark.parametrize("bad", ["", "../etc", "A" * 32, "0" * 31, "0" * 33, "0" * 31 + "/"])
+def test_malformed_ids_never_reach_a_path(bad: str) -> None:
+    with pytest.raises(NotFound):
+        check_id(bad)
+
+
+def test_atomic_write_leaves_no_temp_file_and_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "meta.json"
+    write_atomic(path, b"one")
+    write_atomic(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["meta.json"]
+
+
+def test_meta_round_trips(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    store.prepare()
+    item = Item(index=0, name="снимок.png", mask_name="masks/снимок.png", fmt="png")
+    job = Job(id=new_id(), user_hash=new_id(), items=[item], skipped=["a.txt"])
+    store.job_dir(job.id).mkdir()
+    job.status = JobStatus.STARTED
+    item.status = ItemStatus.DONE
+    store.save(job)
+    (loaded,) = store.load_all()
+    assert loaded == job
+
+
+def test_start_up_deletes_folders_without_a_readable_meta(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    store.prepare()
+    broken = tmp_path / new_id()
+    broken.mkdir()
+    (broken / "meta.json").write_text("{half a fi")
+    (tmp_path / ".uploads" / "partial.zip").write_bytes(b"PK")
+    store.prepare()
+    assert store.load_all() == []
+    assert not broken.exists()
+    assert list((tmp_path / ".uploads").iterdir()) == []
