@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from oilspill import __version__
-from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings
+from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings, markdown_table
 from oilspill.errors import OilspillError
 
 log = logging.getLogger("oilspill")
@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--with-truth", action="store_true", help="add ground-truth label maps under truth/"
     )
+    sub.add_parser(
+        "settings",
+        help="print every setting (flag, variable, default, meaning) as a Markdown table",
+        description="Print the table of settings that the README shows.",
+    )
     return parser
 
 
@@ -104,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "synth":
             return _synth(args)
+        if args.command == "settings":
+            print(markdown_table(), end="")
+            return 0
         settings = load_settings(overrides)
         _setup_logging(settings.log_level)
         if args.command == "serve":

@@ -2,14 +2,14 @@
 
 Precedence: command-line flag > `OILSPILL_<NAME>` environment variable >
 `.env` file in the working directory > default. The CLI help and the README
-table are generated from `SETTINGS`, and a test checks none is undocumented.
+table are generated from the fields of `Settings`, and a test checks they agree.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,56 +34,45 @@ def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for all)."),
-    Setting("port", 8000, "TCP port to listen on.", int),
-    Setting("data_dir", "./results", "Folder for uploads, job files and results.", str),
-    Setting("ttl", 600, "Seconds a finished job's results stay downloadable.", int),
-    Setting("workers", 0, "Images processed at once; 0 means one per CPU core.", int),
-    Setting("max_upload_mb", 1024, "Largest accepted upload, in MiB (413 past it).", int),
-    Setting("max_entries", 10000, "Most entries a zip may hold.", int),
-    Setting("max_uncompressed_mb", 8192, "Most bytes all entries may unpack to, in MiB.", int),
-    Setting("max_ratio", 200, "Highest compression ratio of an entry (zip-bomb guard).", int),
-    Setting("max_image_mpx", 500, "Largest image, in megapixels (decompression-bomb guard).", int),
-    Setting("max_queued_jobs", 100, "Jobs waiting or running before uploads get 503.", int),
-    Setting("cors_origins", "*", "Comma-separated origins allowed by CORS ('*' for any).", str),
-    Setting("backend", "sar", "Segmenter: 'sar' (embedded detector) or 'http' (remote).", str),
-    Setting("ml_url", "", "Remote segmentation endpoint for --backend http.", str),
-    Setting("ml_timeout", 60.0, "Seconds to wait for the remote segmenter per image.", float),
-    Setting("ml_concurrency", 8, "Images in flight to the remote segmenter at once.", int),
-    Setting(
-        "pixel_size_m", None, "Ground pixel size in metres when files carry none.", _optional_float
-    ),
-    Setting("shutdown_grace", 30.0, "Seconds running images may finish after SIGTERM.", float),
-    Setting("log_level", "info", "Log level: debug, info, warning or error.", str),
-)
+def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) -> Any:
+    """A `Settings` field with its help text and the cast that reads it from a string."""
+    return field(default=default, metadata={"help": help, "cast": cast or type(default)})
+
 
 BACKENDS = ("sar", "http")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved settings of one service instance; pass it to `create_app`."""
+    """Resolved settings of one service instance; pass it to `create_app`.
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    data_dir: Path = Path("./results")
-    ttl: int = 600
-    workers: int = 0
-    max_upload_mb: int = 1024
-    max_entries: int = 10000
-    max_uncompressed_mb: int = 8192
-    max_ratio: int = 200
-    max_image_mpx: int = 500
-    max_queued_jobs: int = 100
-    cors_origins: str = "*"
-    backend: str = "sar"
-    ml_url: str = ""
-    ml_timeout: float = 60.0
-    ml_concurrency: int = 8
-    pixel_size_m: float | None = None
-    shutdown_grace: float = 30.0
-    log_level: str = "info"
+    Each field is the one declaration of a setting: its default and help here
+    make the CLI flags, the `OILSPILL_<NAME>` variables and the README table.
+    """
+
+    host: str = _setting("127.0.0.1", "Interface to listen on (0.0.0.0 for all).")
+    port: int = _setting(8000, "TCP port to listen on.")
+    data_dir: Path = _setting("./results", "Folder for uploads, job files and results.", Path)
+    ttl: int = _setting(600, "Seconds a finished job's results stay downloadable.")
+    workers: int = _setting(0, "Images processed at once; 0 means one per CPU core.")
+    max_upload_mb: int = _setting(1024, "Largest accepted upload, in MiB (413 past it).")
+    max_entries: int = _setting(10000, "Most entries a zip may hold.")
+    max_uncompressed_mb: int = _setting(8192, "Most bytes all entries may unpack to, in MiB.")
+    max_ratio: int = _setting(200, "Highest compression ratio of an entry (zip-bomb guard).")
+    max_image_mpx: int = _setting(500, "Largest image, in megapixels (decompression-bomb guard).")
+    max_queued_jobs: int = _setting(100, "Jobs waiting or running before uploads get 503.")
+    cors_origins: str = _setting("*", "Comma-separated origins allowed by CORS ('*' for any).")
+    backend: str = _setting("sar", "Segmenter: 'sar' (embedded detector) or 'http' (remote).")
+    ml_url: str = _setting("", "Remote segmentation endpoint for --backend http.")
+    ml_timeout: float = _setting(60.0, "Seconds to wait for the remote segmenter per image.")
+    ml_concurrency: int = _setting(8, "Images in flight to the remote segmenter at once.")
+    pixel_size_m: float | None = _setting(
+        None,
+        "Ground pixel size in metres for files that carry none (else no km²).",
+        _optional_float,
+    )
+    shutdown_grace: float = _setting(30.0, "Seconds running images may finish after SIGTERM.")
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -113,6 +102,21 @@ class Settings:
     @property
     def max_image_pixels(self) -> int:
         return self.max_image_mpx * 1_000_000
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, f.default, f.metadata["help"], f.metadata["cast"]) for f in fields(Settings)
+)
+
+
+def markdown_table() -> str:
+    """Every setting as the README's Markdown table (`oilspill settings` prints it)."""
+    rows = ["| flag | environment | default | what |", "|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "" if s.default in (None, "") else f"`{s.default}`"
+        flag = "--" + s.name.replace("_", "-")
+        rows.append(f"| `{flag}` | `{ENV_PREFIX}{s.name.upper()}` | {default} | {s.help} |")
+    return "\n".join(rows) + "\n"
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
