@@ -139,6 +139,15 @@ def _jpeg_size(fh: Any) -> tuple[int, int]:
         fh.seek(length - 2, 1)
 
 
+def read(path: Path, max_pixels: int = 1_000_000_000) -> Raster:
+    """Decode the image file at `path`, its format found by content (for library use)."""
+    with path.open("rb") as fh:
+        fmt = sniff(fh.read(64))
+    if fmt is None:
+        raise ImageError(f"{path.name} is not a PNG, JPEG, WebP, BMP or TIFF image")
+    return load(path, path.name, fmt, max_pixels)
+
+
 def load(path: Path, name: str, fmt: str, max_pixels: int) -> Raster:
     """Decode one image file into a Raster; raises ImageError with a reason a person can act on."""
     width, height = read_size(path, fmt)
