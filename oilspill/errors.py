@@ -54,7 +54,7 @@ class NotFound(OilspillError):
     code = "not_found"
 
 
-class Gone(NotFound):
+class ExpiredOrDeleted(NotFound):
     """A job that existed here but expired or was deleted (still 404, as the old API had)."""
 
     code = "gone"

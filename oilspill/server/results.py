@@ -26,16 +26,17 @@ PREVIEW_PX = 1600
 THUMB_PX = 360
 
 
+# Image n's files are `out/<n:05d><suffix>`, the suffix saying what each one is.
 def overlay_suffix(name: str, fmt: str) -> str:
-    return f".overlay.{images.output_format(name, fmt)}"
+    return f".annotated.{images.output_format(name, fmt)}"
 
 
 def mask_suffix(mask_name: str) -> str:
     return ".mask.tif" if mask_name.endswith(".tif") else ".mask.png"
 
 
-PREVIEW_SUFFIX = ".original.jpg"
-THUMB_SUFFIX = ".thumb.jpg"
+PREVIEW_SUFFIX = ".original-preview.jpg"  # the input, for the page, at most PREVIEW_PX
+THUMB_SUFFIX = ".annotated-thumbnail.jpg"  # the annotated image, at most THUMB_PX
 KINDS = ("overlay", "original", "thumbnail", "mask")
 
 
@@ -62,11 +63,13 @@ def write_outputs(
         encoded = seg.overlay_file[1]
     else:
         encoded = images.encode(overlay, fmt)
-    Path(f"{stem}.overlay.{fmt}").write_bytes(encoded)
+    Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
 
     mask = np.ascontiguousarray(seg.mask, dtype=np.uint8)
     if mask_name.endswith(".tif") and raster.georef is not None:
-        Path(f"{stem}.mask.tif").write_bytes(encode_geotiff_mask(mask, raster.georef))
+        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
+            encode_geotiff_mask(mask, raster.georef)
+        )
     else:
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
             images.encode(mask, "tiff" if mask_name.endswith(".tif") else "png", labels=True)

@@ -23,7 +23,7 @@ import anyio.to_thread
 from oilspill.backends import CpuPool, make_segmenter
 from oilspill.backends.base import Segmenter
 from oilspill.config import Settings
-from oilspill.errors import Busy, Gone, NotFound, NotReady
+from oilspill.errors import Busy, ExpiredOrDeleted, NotFound, NotReady
 from oilspill.server import intake
 from oilspill.server.expiry import Expiry
 from oilspill.server.jobs import Job
@@ -200,7 +200,7 @@ class Service:
         reason = self._gone.get(key)
         if reason is not None:
             said = "expired" if reason == "expired" else "was deleted on request"
-            return Gone(f"{what} {key} {said}; its files are deleted", reason=reason)
+            return ExpiredOrDeleted(f"{what} {key} {said}; its files are deleted", reason=reason)
         return NotFound(f"no {what} {key}: it never existed here, or expired before a restart")
 
     def finished_job(self, job: Job) -> Job:

@@ -5,8 +5,9 @@ Layout under `data_dir`:
     .uploads/<random>.zip      an upload being received (deleted at start-up)
     <job_id>/meta.json         the job record, written atomically
     <job_id>/input/<n>         image n as unpacked, deleted once processed
-    <job_id>/out/<n>.*         image n's outputs; <n>.json is written last and
-                               marks the image as done (a restart redoes the rest)
+    <job_id>/out/<n>.*         image n's outputs (n as 5 digits; `results` names them);
+                               <n>.record.json is written last and marks the image
+                               as done (a restart redoes the rest)
     <job_id>/summary.csv, report.json, slicks.geojson
                                the job's reports, written once when it finishes
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOADS = ".uploads"
+RECORD_SUFFIX = ".record.json"  # an image's record: its summary, slicks, ships, detector
 
 
 def new_id() -> str:
@@ -97,11 +99,13 @@ class JobStore:
 
     def save_item_result(self, job_id: str, index: int, result: dict[str, Any]) -> None:
         # No fsync: losing this file in a power cut only means the image is redone.
-        write_json(self.out_path(job_id, index, ".json"), result, fsync=False)
+        write_json(self.out_path(job_id, index, RECORD_SUFFIX), result, fsync=False)
 
     def load_item_result(self, job_id: str, index: int) -> dict[str, Any] | None:
         try:
-            data: dict[str, Any] = json.loads(self.out_path(job_id, index, ".json").read_bytes())
+            data: dict[str, Any] = json.loads(
+                self.out_path(job_id, index, RECORD_SUFFIX).read_bytes()
+            )
         except (FileNotFoundError, ValueError):
             return None
         return data

@@ -50,7 +50,7 @@ def test_tiled_mask_finds_the_slick() -> None:
     assert np.count_nonzero(found & oil) / np.count_nonzero(found | oil) > 0.8
 
 
-def test_preview_for_the_overlay_is_small() -> None:
+def test_preview_under_4096_px_is_full_size() -> None:
     img, _ = scene(3)
     t = tiling.analyse_tiled(img, tile=256, margin=192)
     assert t.preview_db.shape == (H, W)  # under 4096 px: full size, no downscaling

@@ -424,7 +424,7 @@ function renderJob() {
     return;
   }
   const job = state.job;
-  // Gone before anything was known of it (a reload, a stale link): only say so.
+  // ExpiredOrDeleted before anything was known of it (a reload, a stale link): only say so.
   section.classList.toggle("bare", Boolean(state.ended) && !job);
   renderState();
   renderSource();
