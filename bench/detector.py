@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -136,6 +137,13 @@ def _region(seg: Detection, bbox: tuple[int, int, int, int], cls: int) -> np.nda
     return np.asarray(seg.mask[y : y + h, x : x + w] == cls)
 
 
+NET = True  # --classical: oil by the classical features alone, for comparison
+
+
+def _detect(values: np.ndarray, **kw: Any) -> Detection:
+    return sar.detect(values, net=NET, **kw)
+
+
 def quality(seed: int, n: int, per_object: str | None) -> None:
     t = Tally()
     elapsed = 0.0
@@ -144,7 +152,7 @@ def quality(seed: int, n: int, per_object: str | None) -> None:
         scene = make_scene(s)
         raster = Raster(scene.image, f"synth_{s}.png", "png")
         t0 = time.perf_counter()
-        seg = sar.detect(raster.pixels, georef=raster.georef)
+        seg = _detect(raster.pixels, georef=raster.georef)
         elapsed += time.perf_counter() - t0
         mpx += scene.image.size / 1e6
         score(scene, seg, t, s)
@@ -198,10 +206,10 @@ def _calibration(rows: list[dict[str, float]]) -> None:
 def speed_small(reps: int) -> None:
     scenes = [make_scene(s) for s in range(900, 905)]
     rasters = [sc.image for sc in scenes]
-    sar.detect(rasters[0])
+    _detect(rasters[0])
     t0, c0 = time.perf_counter(), time.process_time()
     for i in range(reps):
-        sar.detect(rasters[i % len(rasters)])
+        _detect(rasters[i % len(rasters)])
     dt = (time.perf_counter() - t0) / reps
     cpu = (time.process_time() - c0) / reps
     print(f"1250x650: {1250 * 650 / cpu / 1e6:.1f} Mpx/s per core by CPU time "
@@ -232,7 +240,7 @@ def speed_big(h: int, w: int, dtype: str) -> None:
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    seg = sar.detect(img)
+    seg = _detect(img)
     dt = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -252,7 +260,10 @@ def main() -> None:
     ap.add_argument("--per-object", help="write per-object features to this CSV")
     ap.add_argument("--no-big", action="store_true", help="skip the large-scene runs")
     ap.add_argument("--big", nargs=3, metavar=("H", "W", "DTYPE"), help=argparse.SUPPRESS)
+    ap.add_argument("--classical", action="store_true", help="without the oil network")
     a = ap.parse_args()
+    global NET
+    NET = not a.classical
     if a.big:
         speed_big(int(a.big[0]), int(a.big[1]), a.big[2])
         return
@@ -261,6 +272,7 @@ def main() -> None:
     if not a.no_big:
         for h, w, dt in ((10000, 10000, "uint8"), (16700, 25000, "uint16")):
             cmd = [sys.executable, __file__, "--big", str(h), str(w), dt]
+            cmd += ["--classical"] if a.classical else []
             subprocess.run(cmd, check=False, env=os.environ.copy())
 
 

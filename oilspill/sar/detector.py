@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from oilspill.sar import features, forms, land, ships
+from oilspill.sar import features, forms, land, oilnet, ships
 from oilspill.sar.records import Cls, Ship, Slick
 
 NAME = "oilspill-sar"
@@ -67,11 +67,20 @@ class Analysis:
     thresholds: dict[str, float]
 
 
-def analyse(sar: forms.SarImage, sigmas: tuple[float, float] | None = None) -> Analysis:
+def analyse(
+    sar: forms.SarImage,
+    sigmas: tuple[float, float] | None = None,
+    dbrange: tuple[float, float] | None = None,
+    *,
+    net: bool = True,
+) -> Analysis:
     """Run the pipeline on a `SarImage` and return the class mask and objects.
 
-    `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) instead of
-    measuring it, so that the tiles of one scene use the same thresholds.
+    `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) and `dbrange`
+    the network's stretch instead of measuring them, so that the tiles of one scene
+    agree. With `net`, the oil network decides which pixels are oil; the classical
+    dark objects it does not call oil are look-alikes. Without it, the classical
+    features decide (`features.oil_confidence`).
     """
     db, valid = sar.db, sar.valid
     h, w = db.shape
@@ -91,6 +100,14 @@ def analyse(sar: forms.SarImage, sigmas: tuple[float, float] | None = None) -> A
     bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
     land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
+    prob = oilnet.probability(oilnet.grey8(sar, dbrange)) if net else None
+    if prob is not None and land2.any():
+        # Oil is dark and land bright: where the network sees oil, the "land" is open sea
+        # judged against a background that the oil itself pulled down (a patch mostly oil).
+        net_oil2 = (
+            cv2.resize(prob, (w2, h2), interpolation=cv2.INTER_AREA) >= oilnet.info().threshold
+        )
+        land2 &= ~net_oil2
     is_land = cv2.resize(land2.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
     sea2 = valid2 & ~land2
@@ -116,6 +133,8 @@ def analyse(sar: forms.SarImage, sigmas: tuple[float, float] | None = None) -> A
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
             continue
         objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, (sig3, noise_db), full_sm_k)
+    if prob is not None:
+        objects = _oil_from_net(sar.db, prob, objects, bg, sea)
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -138,6 +157,63 @@ def analyse(sar: forms.SarImage, sigmas: tuple[float, float] | None = None) -> A
         "min_area_px": MIN_AREA_PX,
     }
     return Analysis(mask, objects, found, thresholds)
+
+
+def _oil_from_net(
+    db: np.ndarray,
+    prob: np.ndarray,
+    objects: list[DarkObject],
+    bg: np.ndarray,
+    sea: np.ndarray,
+) -> list[DarkObject]:
+    """Oil where the network says so; what is left of the dark objects is look-alike.
+
+    Oil objects are the connected parts of the network's oil pixels on the sea, so a
+    slick is found even where it fills the scene and no sea around it sets a level.
+    """
+    oil = (prob >= oilnet.info().threshold) & sea
+    out: list[DarkObject] = []
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(oil.astype(np.uint8), connectivity=8)
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] < MIN_AREA_PX:
+            continue
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        region = lab[y : y + bh, x : x + bw] == i
+        out.append(_net_object(db, bg, prob, region, (x, y, bw, bh), Cls.OIL))
+    for o in objects:
+        x, y, bw, bh = o.bbox
+        rest = o.region & ~oil[y : y + bh, x : x + bw]
+        if int(rest.sum()) < MIN_AREA_PX:
+            continue
+        ys, xs = np.nonzero(rest)
+        bx, by = int(xs.min()), int(ys.min())
+        sub = rest[by : int(ys.max()) + 1, bx : int(xs.max()) + 1]
+        bbox = (x + bx, y + by, sub.shape[1], sub.shape[0])
+        look = _net_object(db, bg, prob, sub, bbox, Cls.LOOKALIKE)
+        look.feats = {**o.feats, **look.feats}
+        out.append(look)
+    return out
+
+
+def _net_object(
+    db: np.ndarray,
+    bg: np.ndarray,
+    prob: np.ndarray,
+    region: np.ndarray,
+    bbox: tuple[int, int, int, int],
+    cls: int,
+) -> DarkObject:
+    x, y, bw, bh = bbox
+    window = (slice(y, y + bh), slice(x, x + bw))
+    mean_p = float(prob[window][region].mean())
+    feats = features.shape_features(region)
+    feats.update(
+        damping_db=float(np.median(bg[window][region] - db[window][region])),
+        oil_probability=mean_p,
+    )
+    return DarkObject(
+        int(cls), oilnet.confidence(mean_p), bbox, np.ascontiguousarray(region), feats
+    )
 
 
 def _robust_sigma(c: np.ndarray, ok: np.ndarray) -> float:

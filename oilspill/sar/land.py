@@ -1,4 +1,4 @@
-"""Land: bright, textured, large. Found at 1/8 resolution, outlined at 1/2 resolution.
+"""Land: bright and textured (or very bright), large. Found at 1/8 resolution, outlined at 1/2.
 
 Sea is smooth at the scale of a few hundred metres once speckle is averaged
 out; land has relief and land cover, so its texture exceeds what speckle
@@ -13,6 +13,10 @@ import numpy as np
 
 TEXTURE_DB = 0.8  # texture beyond speckle (std of 1/8-res cells, dB)
 BRIGHTER_DB = 1.5  # median brightness of land above the sea background
+# Land this much brighter than the sea needs no texture: real 8-bit quicklooks often show
+# coasts near white, flat where they saturate. The sea's own swings at 1/8 resolution
+# (wind fields, streaks) stay within a few dB of its local level.
+BRIGHT_DB = 6.0
 
 
 def textured(coarse: np.ndarray, valid: np.ndarray, noise8: float) -> np.ndarray:
@@ -33,7 +37,7 @@ def find_land(
     (textured but dark) stays sea.
     """
     bright = coarse - sea_bg
-    cand = (textured_cells & (bright > 0.0)).astype(np.uint8)
+    cand = ((textured_cells & (bright > 0.0)) | (bright > BRIGHT_DB)).astype(np.uint8)
     if not cand.any():
         return np.zeros(coarse.shape, bool)
     cand = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))

@@ -19,6 +19,7 @@ def detect(
     pixel_size_m: float | None = None,
     georef: Georef | None = None,
     form: str = "auto",
+    net: bool = True,
 ) -> Detection:
     """Find oil, look-alikes, ships and land in one raster (HxW or HxWxC array, blocking).
 
@@ -26,11 +27,12 @@ def detect(
     or float σ0 (linear or dB); `form` names it, or "auto" guesses from dtype and
     range. The pixel size comes from `georef` when it knows it, else from
     `pixel_size_m`; without either, areas in km² and lengths in m are None.
+    `net=False` calls oil by the classical features alone (for comparison).
     """
     px = _pixel_size(georef, pixel_size_m)
     h, w = values.shape[:2]
     if h * w > TILED_ABOVE_PX:
-        t = tiling.analyse_tiled(values, form)
+        t = tiling.analyse_tiled(values, form, net=net)
         an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
         slicks = make_slicks(an.objects, an.ships, px)
         overlay = draw_overlay(
@@ -39,12 +41,12 @@ def detect(
         meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
     else:
         sar = forms.load(values, form)
-        an = analyse(sar)
+        an = analyse(sar, net=net)
         slicks = make_slicks(an.objects, an.ships, px)
         overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
         meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
     info: dict[str, Any] = {
-        "detector": NAME,
+        "detector": NAME if net else NAME + " (classical only)",
         "version": VERSION,
         "input_form": meta[0],
         "sar_like": meta[1],

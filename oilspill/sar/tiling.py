@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from oilspill.sar import features, forms
+from oilspill.sar import features, forms, oilnet
 from oilspill.sar.detector import Analysis, DarkObject, analyse
 from oilspill.sar.overlay import MAX_SIDE
 from oilspill.sar.records import Cls, Ship
@@ -53,10 +53,12 @@ def analyse_tiled(
     tile: int = TILE,
     margin: int = MARGIN,
     workers: int = 2,
+    net: bool = True,
 ) -> Tiled:
     """Analyse a large raster tile by tile with `workers` threads."""
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
     probe, sigmas = _probe(pixels, form)
+    dbrange = oilnet.stretch(probe.db, probe.valid)
     speckle = (probe.looks, probe.units_per_db)
     scale = min(1.0, MAX_SIDE / max(h, w))
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -74,7 +76,7 @@ def analyse_tiled(
         ay0, ax0 = max(y0 - margin, 0), max(x0 - margin, 0)
         ay1, ax1 = min(y1 + margin, h), min(x1 + margin, w)
         sar = forms.load(pixels[ay0:ay1, ax0:ax1], probe.form, speckle=speckle)
-        an = analyse(sar, sigmas)
+        an = analyse(sar, sigmas, dbrange, net=net)
         cy0, cx0, cy1, cx1 = y0 - ay0, x0 - ax0, y1 - ay0, x1 - ax0
         mask[y0:y1, x0:x1] = an.mask[cy0:cy1, cx0:cx1]
         sy0, sx0 = math.floor(y0 * scale), math.floor(x0 * scale)
@@ -120,7 +122,7 @@ def _probe(pixels: np.ndarray, form: str) -> tuple[forms.SarImage, tuple[float, 
         sar = forms.load(pixels[y0 : y0 + size, x0 : x0 + size], form)
         if sar.valid.mean() < 0.5:
             continue
-        an = analyse(sar)
+        an = analyse(sar, net=False)  # only the noise is wanted here
         t = an.thresholds
         probes.append((sar, (t["contrast_sigma3_db"], t["contrast_sigma_db"])))
     if not probes:

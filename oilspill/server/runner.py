@@ -10,6 +10,7 @@ image's error; it never cancels the group or fails its job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -120,7 +121,9 @@ class Runner:
             try:
                 await self._process(job, item)
             except Exception as exc:  # a full disk must not end the worker, nor stall the job
-                if job.id not in self._cancelled:
+                # Settle the image once: if it was settled already, the failure came later
+                # (the job's finish), which `_finish_or_fail` has handled.
+                if job.id not in self._cancelled and item.status is ItemStatus.PENDING:
                     log.exception("job %s: could not record %s", job.id, item.name)
                     await self._settle(job, item, {"error": f"could not save results: {exc}"})
             finally:
@@ -156,7 +159,27 @@ class Runner:
         self._remaining[job.id] -= 1
         if self._remaining[job.id] == 0:
             del self._remaining[job.id]
+            await self._finish_or_fail(job)
+
+    async def _finish_or_fail(self, job: Job) -> None:
+        """Finish the job; if its files cannot be written (a full disk), it fails, saying why.
+
+        Either way it reaches a final state and its deadline, so the TTL deletes it, and
+        the worker pool goes on with other jobs.
+        """
+        try:
             await self.finish(job)
+        except Exception as exc:
+            log.exception("job %s: could not write its reports or meta", job.id)
+            job.status = JobStatus.FAILURE
+            job.error = (
+                f"could not write the job's results: {exc}; free disk space and upload again"
+            )
+            job.finished_at = time.time()
+            job.expires_at = job.finished_at + self.ttl
+            with contextlib.suppress(Exception):
+                await anyio.to_thread.run_sync(self.store.save, job)
+            self.on_finished(job)
 
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)

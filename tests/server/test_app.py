@@ -365,3 +365,26 @@ def test_success_is_announced_only_once_the_zip_can_be_served(
         assert download.status_code in (409, 200)  # it may finish between the two calls
         assert time.monotonic() < deadline
         time.sleep(0.02)
+
+
+def test_a_job_whose_reports_cannot_be_written_fails_and_the_pool_goes_on(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oilspill.server import reports
+
+    real_write = reports.write_reports
+    calls = {"n": 0}
+
+    def disk_full_once(*args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(28, "No space left on device")
+        real_write(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reports, "write_reports", disk_full_once)
+    first = upload(client, image_zip(2)).json()
+    status = wait_for(client, first["job_id"])
+    assert status["status"] == "FAILURE" and "No space left" in status["result"]
+    assert client.get(f"/api/archive_time_left/{first['user_hash']}").json()["seconds_left"] > 0
+    second = upload(client, image_zip(1)).json()  # the workers and the scheduler still run
+    assert wait_for(client, second["job_id"])["status"] == "SUCCESS"

@@ -1,0 +1,114 @@
+"""The oil network: each pixel's probability of oil, from a small CNN run by OpenCV.
+
+The network (`models/oilnet.onnx`, trained by `train/train_oilnet.py` on the SOS
+dataset's Sentinel-1 training split and on synthetic scenes) sees an 8-bit
+quicklook as the public oil-spill datasets store them: grey linear in dB. An
+8-bit input is given to it as it is; other forms are stretched from the 2nd to
+the 98th percentile of their valid dB values (one stretch for a whole scene,
+so that its tiles agree). `models/oilnet.json` holds what the weights need:
+the input multiple, the output scale, the oil threshold and the calibration
+that turns an object's mean probability into a confidence.
+
+`cv2.dnn` nets are not safe to share between threads, so each thread loads
+its own (about 1 ms; the file is small).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from oilspill.sar.forms import SarImage
+
+MODEL_DIR = Path(__file__).parent / "models"
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class NetInfo:
+    """What `models/oilnet.json` says about the shipped weights."""
+
+    multiple: int  # input height and width must be multiples of this
+    output_scale: int  # 1: logits at full resolution; 2: at half
+    threshold: float  # pixel probability above which a pixel is oil
+    calib_a: float  # confidence = sigmoid(a * logit(mean p) + b), fitted on real validation data
+    calib_b: float
+    raw: dict[str, Any]
+
+
+@cache
+def info() -> NetInfo:
+    raw = json.loads((MODEL_DIR / "oilnet.json").read_text(encoding="utf-8"))
+    cal = raw.get("calibration", {})
+    return NetInfo(
+        multiple=int(raw["input_multiple"]),
+        output_scale=int(raw["output_scale"]),
+        threshold=float(raw["threshold"]),
+        calib_a=float(cal.get("a", 1.0)),
+        calib_b=float(cal.get("b", 0.0)),
+        raw=raw,
+    )
+
+
+def _net() -> Any:
+    net = getattr(_local, "net", None)
+    if net is None:
+        net = cv2.dnn.readNetFromONNX(str(MODEL_DIR / "oilnet.onnx"))
+        _local.net = net
+    return net
+
+
+def stretch(db: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """The dB range (2nd, 98th percentile of valid pixels) mapped onto 0..255."""
+    step = max(1, int(math.sqrt(db.size / 250_000)))
+    sample = db[::step, ::step][valid[::step, ::step]]
+    if sample.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(sample, (2.0, 98.0))
+    return float(lo), float(max(hi, lo + 1e-3))
+
+
+def grey8(sar: SarImage, dbrange: tuple[float, float] | None = None) -> np.ndarray:
+    """The network's view of an input: uint8 HxW, as an 8-bit quicklook would hold it."""
+    if sar.form == "quicklook8":
+        scaled = sar.db * np.float32(sar.units_per_db)
+    else:
+        lo, hi = dbrange or stretch(sar.db, sar.valid)
+        scaled = (sar.db - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+
+
+def probability(grey: np.ndarray) -> np.ndarray:
+    """Per-pixel oil probability (float32 HxW, 0..1) of a uint8 HxW quicklook (blocking)."""
+    meta = info()
+    h, w = grey.shape
+    m = meta.multiple
+    ph, pw = -h % m, -w % m
+    padded = cv2.copyMakeBorder(grey, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if ph or pw else grey
+    blob = padded.astype(np.float32)[None, None] * np.float32(1.0 / 255.0)
+    net = _net()
+    net.setInput(blob)
+    logits = net.forward()[0, 0]
+    s = meta.output_scale
+    logits = logits[: (h + s - 1) // s, : (w + s - 1) // s]
+    if s != 1:
+        logits = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
+    prob: np.ndarray = cv2.exp(-np.clip(logits, -30, 30))
+    prob += 1.0
+    return np.reciprocal(prob, out=prob)
+
+
+def confidence(mean_p: float) -> float:
+    """Calibrated probability that an object is oil, from its mean pixel probability."""
+    meta = info()
+    p = min(max(mean_p, 1e-6), 1 - 1e-6)
+    z = meta.calib_a * math.log(p / (1 - p)) + meta.calib_b
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
