@@ -35,6 +35,8 @@ EDGE_SNR = 2.5  # half the damping over the speckle std left after the outline's
 SPLIT_MIN_PX = 1500  # objects at least this big are searched for oil sub-objects
 SUB_REL_DB = 2.0  # a sub-object is this much darker than the object around it …
 SUB_JUMP = 0.3  # … with this fraction of that difference across its outline
+SUPPORT_P = 0.1  # least mean net probability for a classical oil object to stay oil
+ALONE_P = 0.65  # least mean net probability of net oil that no dark object overlaps
 SEED_SIGMA = 4.5  # seeds: contrast above this many noise sigmas …
 SEED_MIN_DB = 1.5  # … and at least this damping
 GROW_SIGMA = 2.0
@@ -70,15 +72,15 @@ class Analysis:
 def analyse(
     sar: forms.SarImage,
     sigmas: tuple[float, float] | None = None,
-    dbrange: tuple[float, float] | None = None,
+    scene_db: float | None = None,
     *,
     net: bool = True,
 ) -> Analysis:
     """Run the pipeline on a `SarImage` and return the class mask and objects.
 
-    `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) and `dbrange`
-    the network's stretch instead of measuring them, so that the tiles of one scene
-    agree. With `net`, the oil network decides which pixels are oil; the classical
+    `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) and `scene_db`
+    the median that sets the network's input, instead of measuring them, so that the
+    tiles of one scene agree. With `net`, the oil network decides which pixels are oil; the classical
     dark objects it does not call oil are look-alikes. Without it, the classical
     features decide (`features.oil_confidence`).
     """
@@ -100,9 +102,9 @@ def analyse(
     bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
     land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
-    prob = oilnet.probability(oilnet.grey8(sar, dbrange)) if net else None
+    prob = oilnet.probability(oilnet.grey8(sar, scene_db)) if net else None
     if prob is not None and land2.any():
-        # Oil is dark and land bright: where the network sees oil, the "land" is open sea
+        # Oil is dark and land bright: "land" that the network sees as mostly oil is open sea
         # judged against a background that the oil itself pulled down (a patch mostly oil).
         net_oil2 = (
             cv2.resize(prob, (w2, h2), interpolation=cv2.INTER_AREA) >= oilnet.info().threshold
@@ -128,13 +130,16 @@ def analyse(
 
     full_sm_k = 7 if sar.looks < 1.8 else 5
     sea = valid & ~is_land
+    # Open sea: off the coast by ~18 px, where the coast's outline is uncertain.
+    near_land = cv2.dilate(land2.astype(np.uint8), np.ones((9, 9), np.uint8))
+    open_sea = sea & ~(cv2.resize(near_land, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
     objects: list[DarkObject] = []
     for i in np.flatnonzero(seeded):
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
             continue
         objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, (sig3, noise_db), full_sm_k)
     if prob is not None:
-        objects = _oil_from_net(sar.db, prob, objects, bg, sea)
+        objects = _oil_from_net(sar.db, prob, objects, bg, open_sea)
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -143,8 +148,6 @@ def analyse(
             if o.cls == cls:
                 x, y, bw, bh = o.bbox
                 mask[y : y + bh, x : x + bw][o.region] = cls
-    near_land = cv2.dilate(land2.astype(np.uint8), np.ones((9, 9), np.uint8))
-    open_sea = sea & ~(cv2.resize(near_land, (w, h), interpolation=cv2.INTER_NEAREST) > 0)
     found, ship_mask = ships.find_ships(db, bg, open_sea, noise_db)
     mask[ship_mask] = Cls.SHIP
     thresholds = {
@@ -159,6 +162,19 @@ def analyse(
     return Analysis(mask, objects, found, thresholds)
 
 
+def _drop_oily_land(land2: np.ndarray, net_oil2: np.ndarray) -> np.ndarray:
+    """Land components of which at least half is oil to the network are not land."""
+    n, lab = cv2.connectedComponents(land2.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return land2
+    total = np.bincount(lab.ravel(), minlength=n)
+    oily = np.bincount(lab.ravel(), weights=net_oil2.ravel().astype(np.float64), minlength=n)
+    keep = oily < 0.5 * np.maximum(total, 1)
+    keep[0] = False
+    out: np.ndarray = keep[lab]
+    return out
+
+
 def _oil_from_net(
     db: np.ndarray,
     prob: np.ndarray,
@@ -171,7 +187,14 @@ def _oil_from_net(
     Oil objects are the connected parts of the network's oil pixels on the sea, so a
     slick is found even where it fills the scene and no sea around it sets a level.
     """
-    oil = (prob >= oilnet.info().threshold) & sea
+    oil = prob >= oilnet.info().threshold
+    dark = np.zeros(oil.shape, bool)
+    for o in objects:  # a dark object the classical features call oil, if the net agrees a little
+        x, y, bw, bh = o.bbox
+        dark[y : y + bh, x : x + bw] |= o.region
+        if o.cls == Cls.OIL and float(prob[y : y + bh, x : x + bw][o.region].mean()) >= SUPPORT_P:
+            oil[y : y + bh, x : x + bw] |= o.region
+    oil &= sea
     out: list[DarkObject] = []
     n, lab, stats, _ = cv2.connectedComponentsWithStats(oil.astype(np.uint8), connectivity=8)
     for i in range(1, n):
@@ -179,7 +202,13 @@ def _oil_from_net(
             continue
         x, y, bw, bh = (int(v) for v in stats[i, :4])
         region = lab[y : y + bh, x : x + bw] == i
-        out.append(_net_object(db, bg, prob, region, (x, y, bw, bh), Cls.OIL))
+        obj = _net_object(db, bg, prob, region, (x, y, bw, bh), Cls.OIL)
+        # Away from every dark object, only a confident network makes oil on its own.
+        on_dark = float(dark[y : y + bh, x : x + bw][region].mean())
+        if on_dark >= 0.2 or obj.feats["oil_probability"] >= ALONE_P:
+            out.append(obj)
+        else:
+            oil[y : y + bh, x : x + bw] &= ~region
     for o in objects:
         x, y, bw, bh = o.bbox
         rest = o.region & ~oil[y : y + bh, x : x + bw]

@@ -3,9 +3,10 @@
 The network (`models/oilnet.onnx`, trained by `train/train_oilnet.py` on the SOS
 dataset's Sentinel-1 training split and on synthetic scenes) sees an 8-bit
 quicklook as the public oil-spill datasets store them: grey linear in dB. An
-8-bit input is given to it as it is; other forms are stretched from the 2nd to
-the 98th percentile of their valid dB values (one stretch for a whole scene,
-so that its tiles agree). `models/oilnet.json` holds what the weights need:
+8-bit input is given to it as it is; other forms (amplitude, σ0) are written as
+such a quicklook would be: GREY_PER_DB grey levels per dB, the scene's median
+at grey MEDIAN_GREY (one median for a whole scene, so that its tiles agree).
+`models/oilnet.json` holds what the weights need:
 the input multiple, the output scale, the oil threshold and the calibration
 that turns an object's mean probability into a confidence.
 
@@ -29,6 +30,8 @@ import numpy as np
 from oilspill.sar.forms import SarImage
 
 MODEL_DIR = Path(__file__).parent / "models"
+GREY_PER_DB = 6.25  # the middle of what quicklooks use (synthetic: 5-7.5)
+MEDIAN_GREY = 137.0
 _local = threading.local()
 
 
@@ -66,24 +69,22 @@ def _net() -> Any:
     return net
 
 
-def stretch(db: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
-    """The dB range (2nd, 98th percentile of valid pixels) mapped onto 0..255."""
+def median_db(db: np.ndarray, valid: np.ndarray) -> float:
+    """The median dB of the valid pixels (sampled), which a quicklook puts at MEDIAN_GREY."""
     step = max(1, int(math.sqrt(db.size / 250_000)))
     sample = db[::step, ::step][valid[::step, ::step]]
-    if sample.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(sample, (2.0, 98.0))
-    return float(lo), float(max(hi, lo + 1e-3))
+    return float(np.median(sample)) if sample.size else 0.0
 
 
-def grey8(sar: SarImage, dbrange: tuple[float, float] | None = None) -> np.ndarray:
+def grey8(sar: SarImage, scene_median_db: float | None = None) -> np.ndarray:
     """The network's view of an input: uint8 HxW, as an 8-bit quicklook would hold it."""
     if sar.form == "quicklook8":
         scaled = sar.db * np.float32(sar.units_per_db)
     else:
-        lo, hi = dbrange or stretch(sar.db, sar.valid)
-        scaled = (sar.db - np.float32(lo)) * np.float32(255.0 / (hi - lo))
-    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        mid = median_db(sar.db, sar.valid) if scene_median_db is None else scene_median_db
+        scaled = (sar.db - np.float32(mid)) * np.float32(GREY_PER_DB) + np.float32(MEDIAN_GREY)
+    out: np.ndarray = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def probability(grey: np.ndarray) -> np.ndarray:
@@ -103,7 +104,8 @@ def probability(grey: np.ndarray) -> np.ndarray:
         logits = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
     prob: np.ndarray = cv2.exp(-np.clip(logits, -30, 30))
     prob += 1.0
-    return np.reciprocal(prob, out=prob)
+    out: np.ndarray = np.reciprocal(prob, out=prob)
+    return out
 
 
 def confidence(mean_p: float) -> float:

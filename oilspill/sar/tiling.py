@@ -58,7 +58,7 @@ def analyse_tiled(
     """Analyse a large raster tile by tile with `workers` threads."""
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
     probe, sigmas = _probe(pixels, form)
-    dbrange = oilnet.stretch(probe.db, probe.valid)
+    scene_db = oilnet.median_db(probe.db, probe.valid)
     speckle = (probe.looks, probe.units_per_db)
     scale = min(1.0, MAX_SIDE / max(h, w))
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -76,7 +76,7 @@ def analyse_tiled(
         ay0, ax0 = max(y0 - margin, 0), max(x0 - margin, 0)
         ay1, ax1 = min(y1 + margin, h), min(x1 + margin, w)
         sar = forms.load(pixels[ay0:ay1, ax0:ax1], probe.form, speckle=speckle)
-        an = analyse(sar, sigmas, dbrange, net=net)
+        an = analyse(sar, sigmas, scene_db, net=net)
         cy0, cx0, cy1, cx1 = y0 - ay0, x0 - ax0, y1 - ay0, x1 - ax0
         mask[y0:y1, x0:x1] = an.mask[cy0:cy1, cx0:cx1]
         sy0, sx0 = math.floor(y0 * scale), math.floor(x0 * scale)
