@@ -80,9 +80,9 @@ def analyse(
 
     `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) and `scene_db`
     the median that sets the network's input, instead of measuring them, so that the
-    tiles of one scene agree. With `net`, the oil network decides which pixels are oil; the classical
-    dark objects it does not call oil are look-alikes. Without it, the classical
-    features decide (`features.oil_confidence`).
+    tiles of one scene agree. With `net`, the oil network decides which pixels are
+    oil; the classical dark objects it does not call oil are look-alikes. Without it,
+    the classical features decide (`features.oil_confidence`).
     """
     db, valid = sar.db, sar.valid
     h, w = db.shape
