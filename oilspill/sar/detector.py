@@ -79,7 +79,7 @@ def analyse(
     """Run the pipeline on a `SarImage` and return the class mask and objects.
 
     `sigmas` fixes the contrast noise (3x3, 5x5 at half resolution) and `scene_db`
-    the median that sets the network's input, instead of measuring them, so that the
+    the dB level that sets the network's input, instead of measuring them, so that the
     tiles of one scene agree. With `net`, the oil network decides which pixels are
     oil; the classical dark objects it does not call oil are look-alikes. Without it,
     the classical features decide (`features.oil_confidence`).
@@ -94,15 +94,22 @@ def analyse(
     coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
     valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
 
+    prob = oilnet.probability(oilnet.grey8(sar, scene_db)) if net else None
+    # The sea level is measured on the sea: not on what the network sees as oil, so a
+    # patch mostly covered by oil is judged against the sea around it, not against itself.
+    sea8 = valid8
+    if prob is not None:
+        oil8 = cv2.resize(prob, (w8, h8), interpolation=cv2.INTER_AREA) >= oilnet.info().threshold
+        if (valid8 & ~oil8).sum() >= 0.05 * valid8.sum():
+            sea8 = valid8 & ~oil8
     rough8 = land.textured(coarse, valid8, noise_db / 8.0)
-    bg8 = sea_background(coarse, valid8 & ~rough8, noise_db / 8.0)
+    bg8 = sea_background(coarse, sea8 & ~rough8, noise_db / 8.0)
     land8 = land.find_land(coarse, rough8, bg8, valid8)
     if land8.any():
-        bg8 = sea_background(coarse, valid8 & ~land8, noise_db / 8.0)
+        bg8 = sea_background(coarse, sea8 & ~land8, noise_db / 8.0)
     bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
     land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
-    prob = oilnet.probability(oilnet.grey8(sar, scene_db)) if net else None
     if prob is not None and land2.any():
         # Oil is dark and land bright: "land" that the network sees as mostly oil is open sea
         # judged against a background that the oil itself pulled down (a patch mostly oil).

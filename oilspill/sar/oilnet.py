@@ -4,8 +4,11 @@ The network (`models/oilnet.onnx`, trained by `train/train_oilnet.py` on the SOS
 dataset's Sentinel-1 training split and on synthetic scenes) sees an 8-bit
 quicklook as the public oil-spill datasets store them: grey linear in dB. An
 8-bit input is given to it as it is; other forms (amplitude, σ0) are written as
-such a quicklook would be: GREY_PER_DB grey levels per dB, the scene's median
-at grey MEDIAN_GREY (one median for a whole scene, so that its tiles agree).
+such a quicklook would be: GREY_PER_DB grey levels per dB, the scene's 90th
+percentile at grey P90_GREY (one level for a whole scene, so that its tiles
+agree). The 90th percentile, not the median: in a patch mostly covered by oil
+the median is oil, and the network, like a person, judges oil by how dark it is
+against the sea; the brightest tenth is sea unless oil covers 90 % of the scene.
 `models/oilnet.json` holds what the weights need:
 the input multiple, the output scale, the oil threshold and the calibration
 that turns an object's mean probability into a confidence.
@@ -31,7 +34,9 @@ from oilspill.sar.forms import SarImage
 
 MODEL_DIR = Path(__file__).parent / "models"
 GREY_PER_DB = 6.25  # the middle of what quicklooks use (synthetic: 5-7.5)
-MEDIAN_GREY = 137.0
+# Quicklooks put the sea's median near grey 137; with 3-4 looks of speckle the 90th
+# percentile lies ~3.6 dB (22 grey levels) above it.
+P90_GREY = 159.0
 _local = threading.local()
 
 
@@ -69,20 +74,20 @@ def _net() -> Any:
     return net
 
 
-def median_db(db: np.ndarray, valid: np.ndarray) -> float:
-    """The median dB of the valid pixels (sampled), which a quicklook puts at MEDIAN_GREY."""
+def scene_level(db: np.ndarray, valid: np.ndarray) -> float:
+    """The 90th percentile of the valid pixels' dB (sampled), which goes to grey P90_GREY."""
     step = max(1, int(math.sqrt(db.size / 250_000)))
     sample = db[::step, ::step][valid[::step, ::step]]
-    return float(np.median(sample)) if sample.size else 0.0
+    return float(np.percentile(sample, 90.0)) if sample.size else 0.0
 
 
-def grey8(sar: SarImage, scene_median_db: float | None = None) -> np.ndarray:
+def grey8(sar: SarImage, scene_db: float | None = None) -> np.ndarray:
     """The network's view of an input: uint8 HxW, as an 8-bit quicklook would hold it."""
     if sar.form == "quicklook8":
         scaled = sar.db * np.float32(sar.units_per_db)
     else:
-        mid = median_db(sar.db, sar.valid) if scene_median_db is None else scene_median_db
-        scaled = (sar.db - np.float32(mid)) * np.float32(GREY_PER_DB) + np.float32(MEDIAN_GREY)
+        level = scene_level(sar.db, sar.valid) if scene_db is None else scene_db
+        scaled = (sar.db - np.float32(level)) * np.float32(GREY_PER_DB) + np.float32(P90_GREY)
     out: np.ndarray = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
     return out
 

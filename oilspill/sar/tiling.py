@@ -58,7 +58,7 @@ def analyse_tiled(
     """Analyse a large raster tile by tile with `workers` threads."""
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
     probe, sigmas = _probe(pixels, form)
-    scene_db = oilnet.median_db(probe.db, probe.valid)
+    scene_db = oilnet.scene_level(probe.db, probe.valid)
     speckle = (probe.looks, probe.units_per_db)
     scale = min(1.0, MAX_SIDE / max(h, w))
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
