@@ -99,18 +99,17 @@ def probability(grey: np.ndarray) -> np.ndarray:
     m = meta.multiple
     ph, pw = -h % m, -w % m
     padded = cv2.copyMakeBorder(grey, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if ph or pw else grey
-    blob = padded.astype(np.float32)[None, None] * np.float32(1.0 / 255.0)
     net = _net()
-    net.setInput(blob)
-    logits = net.forward()[0, 0]
+    net.setInput(cv2.dnn.blobFromImage(padded, scalefactor=1.0 / 255.0))
     s = meta.output_scale
-    logits = logits[: (h + s - 1) // s, : (w + s - 1) // s]
-    if s != 1:
-        logits = cv2.resize(logits, (w, h), interpolation=cv2.INTER_LINEAR)
+    logits = net.forward()[0, 0, : (h + s - 1) // s, : (w + s - 1) // s]
+    # The sigmoid at the network's resolution, then one resize: 4x fewer exp() calls.
     prob: np.ndarray = cv2.exp(-np.clip(logits, -30, 30))
     prob += 1.0
-    out: np.ndarray = np.reciprocal(prob, out=prob)
-    return out
+    np.reciprocal(prob, out=prob)
+    if s != 1:
+        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return prob
 
 
 def confidence(mean_p: float) -> float:
