@@ -40,6 +40,7 @@ def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) 
 
 
 BACKENDS = ("sar", "http")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class Settings:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.backend == "http" and not self.ml_url:
             raise ConfigError("--backend http needs --ml-url (e.g. http://127.0.0.1:8002/segment)")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
+            )
         if self.ttl < 0 or self.workers < 0 or self.max_upload_mb <= 0:
             raise ConfigError("ttl and workers must be >= 0 and max_upload_mb > 0")
 

@@ -62,3 +62,8 @@ def test_the_readme_settings_table_is_the_generated_one() -> None:
 def test_settings_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["settings"]) == 0
     assert capsys.readouterr().out == markdown_table()
+
+
+def test_an_unknown_log_level_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="log level must be one of"):
+        Settings(log_level="verbose")

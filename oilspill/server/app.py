@@ -197,7 +197,7 @@ async def job_result(request: Request) -> Response:
 
 
 def _done_item(service: Service, job: Job, raw_index: str) -> int:
-    if not raw_index.isdigit() or int(raw_index) >= job.total:
+    if not (raw_index.isascii() and raw_index.isdigit()) or int(raw_index) >= job.total:
         raise NotFound(f"job {job.id} has no image {raw_index!r}")
     index = int(raw_index)
     if job.items[index].status is not ItemStatus.DONE:

@@ -14,6 +14,7 @@ import logging
 import posixpath
 import shutil
 import stat
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -93,9 +94,17 @@ def _readability(text: str) -> int:
     return score
 
 
+def _visible(name: str) -> str:
+    """Control and bidirectional-override characters shown as U+FFFD: a name travels into
+    JSON, CSV, zip entries and HTTP headers, where CR, LF, ESC, NUL or U+202E would lie."""
+    return "".join(
+        "\ufffd" if unicodedata.category(c) in ("Cc", "Cf") and c != "\u200d" else c for c in name
+    )
+
+
 def safe_name(name: str) -> str:
     """Normalise an entry path; raise BadArchive when it would leave the job folder."""
-    name = name.replace("\\", "/")
+    name = _visible(name.replace("\\", "/"))
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
         raise BadArchive(f"entry {name!r} has an absolute path; zips must hold relative paths")
     parts = PurePosixPath(name).parts
@@ -234,8 +243,10 @@ def _admit(
             "not a recognised image: the content is not PNG, JPEG, WebP, BMP or TIFF "
             f"although the name ends in {PurePosixPath(name).suffix}"
         )
-    else:
-        _check_pixels(dest, name, fmt, limits.max_image_pixels)
+    elif (too_big := _pixel_bomb(dest, fmt, limits.max_image_pixels)) is not None:
+        dest.unlink()  # never decoded: the image is listed in `errors`, the rest goes on
+        item.status = ItemStatus.FAILED
+        item.error = too_big
     result.items.append(item)
 
 
@@ -273,13 +284,15 @@ def _extract(
     return head, size
 
 
-def _check_pixels(path: Path, name: str, fmt: str, max_pixels: int) -> None:
+def _pixel_bomb(path: Path, fmt: str, max_pixels: int) -> str | None:
+    """Why an image's header declares too many pixels to decode, or None."""
     try:
         width, height = images.read_size(path, fmt)
     except Exception:
-        return  # a broken header is that image's own error, found when it is decoded
-    if width * height > max_pixels:
-        raise ArchiveTooLarge(
-            f"{name!r} is {width}x{height} ({width * height / 1e6:.0f} Mpx), over the limit of "
-            f"{max_pixels / 1e6:.0f} Mpx (a decompression bomb, or raise --max-image-mpx)"
-        )
+        return None  # a broken header is that image's own error, found when it is decoded
+    if width * height <= max_pixels:
+        return None
+    return (
+        f"{width}x{height} ({width * height / 1e6:.0f} Mpx) is over the limit of "
+        f"{max_pixels / 1e6:.0f} Mpx (a decompression bomb, or raise --max-image-mpx)"
+    )

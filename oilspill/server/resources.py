@@ -13,18 +13,26 @@ def errors(job: Job) -> list[dict[str, str]]:
 
 
 def legacy_status(job: Job) -> dict[str, Any]:
-    """The old `/api/status` body: result only once the job has finished."""
+    """The old `/api/status` body: result only once the job has finished.
+
+    A job whose every image failed on its own is SUCCESS here, with each file in
+    `errors`, as the earlier system answered (its web client shows nothing on FAILURE);
+    the v1 resource says `failed`. FAILURE is kept for a job that failed as a whole.
+    """
     result: Any = None
-    if job.status is JobStatus.SUCCESS:
+    status = job.status
+    if status is JobStatus.FAILURE and job.items and all(i.error for i in job.items):
+        status = JobStatus.SUCCESS
+    if status is JobStatus.SUCCESS:
         result = {
             "archive": f"/api/download/{job.user_hash}",
             "processed_files": [i.name for i in job.items if i.status is ItemStatus.DONE],
             "errors": errors(job),
         }
-    elif job.status is JobStatus.FAILURE:
+    elif status is JobStatus.FAILURE:
         result = job.error or "the job failed"
     return {
-        "status": job.status.value,
+        "status": status.value,
         "result": result,
         "processed": job.processed,
         "total": job.total,

@@ -165,13 +165,6 @@ def test_a_broken_image_does_not_fail_the_job(client: TestClient) -> None:
     assert all(errors.values())
 
 
-def test_a_job_where_every_image_fails_is_a_failure(client: TestClient) -> None:
-    data = make_zip({"cut.jpg": encode(sar_image(2), ".jpg")[:300]})
-    status = wait_for(client, upload(client, data).json()["job_id"])
-    assert status["status"] == "FAILURE"
-    assert "none of the 1 images" in status["result"]
-
-
 @pytest.mark.parametrize(
     ("data", "status", "code"),
     [
@@ -388,3 +381,23 @@ def test_a_job_whose_reports_cannot_be_written_fails_and_the_pool_goes_on(
     assert client.get(f"/api/archive_time_left/{first['user_hash']}").json()["seconds_left"] > 0
     second = upload(client, image_zip(1)).json()  # the workers and the scheduler still run
     assert wait_for(client, second["job_id"])["status"] == "SUCCESS"
+
+
+def test_an_image_index_that_is_not_ascii_digits_is_404(client: TestClient) -> None:
+    body = upload(client, image_zip(1)).json()
+    wait_for(client, body["job_id"])
+    answer = client.get(f"/api/v1/jobs/{body['job_id']}/images/²")
+    assert answer.status_code == 404 and answer.json()["error"] == "not_found"
+
+
+def test_a_job_whose_every_image_failed_is_legacy_success_and_v1_failed(
+    client: TestClient,
+) -> None:
+    data = make_zip({"cut.jpg": encode(sar_image(2), ".jpg")[:300]})
+    body = upload(client, data).json()
+    legacy = wait_for(client, body["job_id"])
+    assert legacy["status"] == "SUCCESS" and legacy["result"]["processed_files"] == []
+    assert [e["file"] for e in legacy["result"]["errors"]] == ["cut.jpg"]
+    job = client.get(f"/api/v1/jobs/{body['job_id']}").json()
+    assert job["state"] == "failed" and "none of the 1 images" in job["error"]
+    assert client.get(f"/api/download/{body['user_hash']}").status_code == 200

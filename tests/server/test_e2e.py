@@ -152,7 +152,11 @@ def test_http_backend_reports_a_dead_remote_per_image(
         "--backend", "http", "--ml-url", "http://127.0.0.1:9/segment", "--ml-timeout", "2"
     )
     with coordinator.client() as client:
-        status = wait_for(client, upload(client, image_zip(2)).json()["job_id"])
-    assert status["status"] == "FAILURE"
-    assert "segmentation service" in status["result"]
+        job_id = upload(client, image_zip(2)).json()["job_id"]
+        status = wait_for(client, job_id)
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+    # Every image failed on its own: legacy SUCCESS with each in `errors`, v1 `failed`.
+    assert status["status"] == "SUCCESS" and len(status["result"]["errors"]) == 2
+    assert all("segmentation service" in e["error"] for e in status["result"]["errors"])
+    assert job["state"] == "failed" and "segmentation service" in job["error"]
     assert httpx.get(f"{coordinator.url}/healthz").status_code == 200

@@ -156,10 +156,20 @@ def test_total_unpacked_size_is_limited(tmp_path: Path) -> None:
         unpack(tmp_path, make_zip({f"{i}.png": PNG for i in range(3)}), small)
 
 
-def test_decompression_bomb_images_are_refused(tmp_path: Path) -> None:
+def test_a_decompression_bomb_is_that_images_error_and_the_rest_goes_on(tmp_path: Path) -> None:
     img = bytearray(PNG)
     img[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR claims 100000 x 100000
-    with pytest.raises(ArchiveTooLarge, match="Mpx"):
+    result = unpack(tmp_path, make_zip({"big.png": bytes(img), "good.png": PNG}))
+    bomb, good = result.items
+    assert bomb.status is ItemStatus.FAILED and "Mpx" in (bomb.error or "")
+    assert not (tmp_path / "input" / f"{bomb.index:05d}").exists()  # never kept, never decoded
+    assert good.status is ItemStatus.PENDING
+
+
+def test_a_zip_of_only_decompression_bombs_has_no_images(tmp_path: Path) -> None:
+    img = bytearray(PNG)
+    img[16:24] = (100_000).to_bytes(4, "big") * 2
+    with pytest.raises(NoImages):
         unpack(tmp_path, make_zip({"big.png": bytes(img)}))
 
 
@@ -169,3 +179,14 @@ def test_images_are_unpacked_by_index(tmp_path: Path) -> None:
     data = (tmp_path / "input" / "00001").read_bytes()
     decoded = cv2.imdecode(__import__("numpy").frombuffer(data, "uint8"), cv2.IMREAD_UNCHANGED)
     assert decoded.shape == (48, 64)
+
+
+def test_control_characters_in_names_are_replaced_and_names_stay_unique(tmp_path: Path) -> None:
+    entries = {
+        "crlf\r\nX-Injected: 1.png": PNG,
+        "crlf\n\rX-Injected: 1.png": PNG,
+        "\u202egnp.png": PNG,
+    }
+    names = [i.name for i in unpack(tmp_path, make_zip(entries)).items]
+    assert not any(c in n for n in names for c in "\r\n\x1b\x00\u202e")
+    assert len(set(names)) == 3 and all("\ufffd" in n for n in names)
