@@ -27,6 +27,12 @@ class ConfigError(OilspillError):
     code = "bad_config"
 
 
+class DataDirInUse(ConfigError):
+    """Another server holds the data folder's lock."""
+
+    code = "data_dir_in_use"
+
+
 class BadRequest(OilspillError):
     status = 400
     code = "bad_request"

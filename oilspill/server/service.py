@@ -72,6 +72,7 @@ class Service:
     # Lifecycle ---------------------------------------------------------------
     async def __aenter__(self) -> Service:
         await anyio.to_thread.run_sync(self.store.prepare)
+        self._stack.callback(self.store.release)
         tg = await self._stack.enter_async_context(asyncio.TaskGroup())
         self.runner.start(tg)
         expiry_task = tg.create_task(self.expiry.run(), name="expiry")

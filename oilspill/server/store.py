@@ -10,12 +10,16 @@ Layout under `data_dir`:
                                as done (a restart redoes the rest)
     <job_id>/summary.csv, report.json, slicks.geojson
                                the job's reports, written once when it finishes
+    .lock                      flock()ed by the server that owns the folder
+    .quarantine/<name>         folders that held no readable job at start (logged)
+    .trash/<job_id>.<random>   a deleted job, renamed out of the way, then removed
 
 All functions here block; callers run them in a worker thread.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -26,13 +30,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from oilspill.errors import NotFound
+from oilspill.errors import DataDirInUse, NotFound
 from oilspill.server.jobs import Job
 
 log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOADS = ".uploads"
+QUARANTINE = ".quarantine"  # job folders that could not be read at start, kept for a person
+TRASH = ".trash"  # deleted job folders, renamed here first so a deletion is atomic
+LOCK = ".lock"  # held by the one server that owns this data folder
 RECORD_SUFFIX = ".record.json"  # an image's record: its summary, slicks, ships, detector
 
 
@@ -73,11 +80,38 @@ class JobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.uploads = root / UPLOADS
+        self._lock: int | None = None
 
     def prepare(self) -> None:
+        """Own the folder (an exclusive lock: a second server refuses to start), then clear
+        what an earlier run left half-done: partial uploads and deleted jobs."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.lock()
         shutil.rmtree(self.uploads, ignore_errors=True)
+        shutil.rmtree(self.root / TRASH, ignore_errors=True)
         self.uploads.mkdir()
+
+    def lock(self) -> None:
+        if self._lock is not None:
+            return
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirInUse(
+                f"another oilspill server (pid {holder}) uses the data folder {self.root}; "
+                "stop it, or give this one its own --data-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd
+
+    def release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor drops the flock
+            self._lock = None
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / check_id(job_id)
@@ -111,13 +145,22 @@ class JobStore:
         return data
 
     def delete(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        """Rename the folder out of the way, then remove it: a writer that still holds a
+        path of it can no longer bring the job back (its meta lands in the trash)."""
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        moved = trash / f"{check_id(job_id)}.{secrets.token_hex(4)}"
+        try:
+            os.rename(self.job_dir(job_id), moved)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(moved, ignore_errors=True)
 
     def load_all(self) -> list[Job]:
-        """Read every job folder; delete folders that hold no readable job."""
+        """Read every job folder; put aside (never delete) folders that hold no readable job."""
         jobs = []
         for path in sorted(self.root.iterdir()):
-            if path.name == UPLOADS:
+            if path.name.startswith("."):
                 continue
             if not path.is_dir() or not _ID.fullmatch(path.name):
                 log.warning("ignoring %s: not a job folder", path)
@@ -125,8 +168,14 @@ class JobStore:
             try:
                 job = Job.from_meta(json.loads((path / "meta.json").read_bytes()))
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning("deleting orphaned folder %s (%s)", path.name, exc)
-                shutil.rmtree(path, ignore_errors=True)
+                self._quarantine(path, exc)
                 continue
             jobs.append(job)
         return jobs
+
+    def _quarantine(self, path: Path, why: Exception) -> None:
+        place = self.root / QUARANTINE
+        place.mkdir(exist_ok=True)
+        dest = place / f"{path.name}.{secrets.token_hex(4)}"
+        os.rename(path, dest)
+        log.warning("job folder %s holds no readable job (%s); moved to %s", path.name, why, dest)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import signal
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -160,3 +162,20 @@ def test_http_backend_reports_a_dead_remote_per_image(
     assert all("segmentation service" in e["error"] for e in status["result"]["errors"])
     assert job["state"] == "failed" and "segmentation service" in job["error"]
     assert httpx.get(f"{coordinator.url}/healthz").status_code == 200
+
+
+def test_a_second_server_on_the_same_data_folder_exits_saying_why(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir=data_dir)
+    second = subprocess.run(
+        [sys.executable, "-m", "oilspill", "serve", "--port", "0", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert second.returncode == 2
+    assert f"pid {first.proc.pid}" in second.stderr and "--data-dir" in second.stderr
+    assert httpx.get(f"{first.url}/healthz").status_code == 200

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from oilspill.errors import NotFound
+from oilspill.errors import DataDirInUse, NotFound
 from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
 from oilspill.server.store import JobStore, check_id, new_id, write_atomic
 
@@ -45,7 +45,7 @@ def test_meta_round_trips(tmp_path: Path) -> None:
     assert loaded == job
 
 
-def test_start_up_deletes_folders_without_a_readable_meta(tmp_path: Path) -> None:
+def test_start_up_puts_aside_folders_without_a_readable_meta(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     store.prepare()
     broken = tmp_path / new_id()
@@ -55,4 +55,35 @@ def test_start_up_deletes_folders_without_a_readable_meta(tmp_path: Path) -> Non
     store.prepare()
     assert store.load_all() == []
     assert not broken.exists()
+    (kept,) = (tmp_path / ".quarantine").iterdir()  # never deleted at start
+    assert (kept / "meta.json").read_text() == "{half a fi"
     assert list((tmp_path / ".uploads").iterdir()) == []
+
+
+def test_a_meta_from_another_version_is_put_aside_not_deleted(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    store.prepare()
+    job_dir = tmp_path / new_id()
+    job_dir.mkdir()
+    (job_dir / "meta.json").write_text('{"id": "x", "version": 99}')  # KeyError on read
+    assert store.load_all() == []
+    assert len(list((tmp_path / ".quarantine").iterdir())) == 1
+
+
+def test_a_second_store_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    first = JobStore(tmp_path)
+    first.prepare()
+    with pytest.raises(DataDirInUse, match=f"pid {os.getpid()}"):
+        JobStore(tmp_path).prepare()
+    first.release()
+    JobStore(tmp_path).prepare()  # free again once the first lets go
+
+
+def test_delete_renames_the_folder_away_first(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    store.prepare()
+    job_id = new_id()
+    (tmp_path / job_id / "out").mkdir(parents=True)
+    store.delete(job_id)
+    assert not (tmp_path / job_id).exists()
+    store.delete(job_id)  # twice is fine
