@@ -82,8 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
         "and land. Upload the zip to the service, or segment it.",
     )
     synth.add_argument("-n", type=int, default=10, help="number of scenes (default 10)")
-    synth.add_argument("-o", "--output", type=Path, required=True, help="zip file to write")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument(
+        "-o", "--output", type=Path, default=Path("scenes.zip"), help="zip to write (scenes.zip)"
+    )
+    synth.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="first scene's seed (default 0); scene files are named by their seed, "
+        "so --seed 7 -n 3 writes scenes 7, 8 and 9",
+    )
     synth.add_argument("--size", default="1250x650", help="scene size WxH (default 1250x650)")
     synth.add_argument("--geotiff", action="store_true", help="write georeferenced GeoTIFFs")
     synth.add_argument(

@@ -30,6 +30,15 @@ def test_synth_writes_a_zip_of_scenes(tmp_path: Path) -> None:
     assert len([n for n in names if not n.startswith("truth/")]) == 2
 
 
+def test_synth_writes_scenes_zip_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "-n", "1", "--size", "320x200", "--seed", "7"]) == 0
+    (name,) = zipfile.ZipFile(tmp_path / "scenes.zip").namelist()
+    assert "7" in name  # named by its seed, as --help says
+
+
 def test_synth_geotiffs_segment_with_areas_and_geojson(tmp_path: Path) -> None:
     scenes = tmp_path / "geo.zip"
     args = ["synth", "-n", "1", "-o", str(scenes), "--size", "640x400", "--geotiff"]
