@@ -15,10 +15,14 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oilspill import __version__
 from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings, markdown_table
 from oilspill.errors import OilspillError
+
+if TYPE_CHECKING:
+    from oilspill.server.jobs import Item
 
 log = logging.getLogger("oilspill")
 
@@ -73,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     segment.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    segment.add_argument(
+        "-v", "--verbose", action="store_true", help="show the log (else errors only)"
+    )
     _add_setting_flags(segment, ["workers", "pixel_size_m", "max_image_mpx", "log_level"])
 
     synth = sub.add_parser(
@@ -121,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(markdown_table(), end="")
             return 0
         settings = load_settings(overrides)
-        _setup_logging(settings.log_level)
+        quiet = args.command == "segment" and not args.verbose
+        _setup_logging("error" if quiet else settings.log_level)
         if args.command == "serve":
             return _serve(settings)
         return _segment(settings, args.inputs, args.output)
@@ -229,8 +237,26 @@ async def _segment_async(
                     dest = folder / name
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(path, dest)
+            _summary_table([item for job in jobs for item in job.items])
     print(f"{total - failed} of {total} images segmented; results in {output}")
     return 1 if failed == total else 0
+
+
+def _summary_table(items: Sequence[Item], most: int = 30) -> None:
+    """One line per image: slicks, oil area (km² when the pixel size is known), or the error."""
+    width = min(max((len(i.name) for i in items), default=5), 48)
+    print(f"{'image':<{width}}  {'slicks':>6}  {'oil':>12}  note")
+    for item in items[:most]:
+        if item.error:
+            print(f"{item.name[:width]:<{width}}  {'-':>6}  {'-':>12}  failed: {item.error}")
+            continue
+        if item.oil_area_km2 is not None:
+            oil = f"{item.oil_area_km2:.3f} km²"
+        else:
+            oil = f"{item.oil_pixels} px"
+        print(f"{item.name[:width]:<{width}}  {item.slicks:>6}  {oil:>12}")
+    if len(items) > most:
+        print(f"… and {len(items) - most} more (summary.csv has them all)")
 
 
 def _progress(done: int, total: int, started: float) -> None:

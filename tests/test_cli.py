@@ -78,3 +78,17 @@ def test_segment_a_missing_input_is_an_error(
 ) -> None:
     assert main(["segment", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_segment_prints_no_log_lines_and_a_summary_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenes = tmp_path / "s.zip"
+    assert main(["synth", "-n", "2", "-o", str(scenes), "--size", "320x200"]) == 0
+    capsys.readouterr()
+    assert main(["segment", str(scenes), "-o", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "service ready" not in captured.err and " INFO " not in captured.err
+    lines = captured.out.splitlines()
+    assert lines[0].split() == ["image", "slicks", "oil", "note"]
+    assert len(lines) == 4 and "2 of 2 images segmented" in lines[-1]
