@@ -146,8 +146,8 @@ def _serve(settings: Settings) -> int:
 
     # Say so before the server starts if another one owns the data folder (the service
     # takes the lock for good when it starts).
-    probe = JobStore(settings.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    probe = JobStore(settings.data_dir)
     probe.lock()
     probe.release()
     log.info("oilspill %s on http://%s:%d/", __version__, settings.host, settings.port)

@@ -7,7 +7,9 @@ neither slicks nor borders pull it down) -> dark objects by hysteresis on
 the contrast, with thresholds set from the measured noise -> per-object
 level, features and oil confidence -> outlines refined at full resolution
 at half the object's own damping, on the least smoothing the speckle
-allows -> ships by CFAR, land by texture.
+allows -> ships by CFAR, land by texture. With the oil network (`oilnet`), the
+network decides which pixels are oil and the dark objects it does not call oil
+are look-alikes (`_oil_from_net`).
 
 Everything is a pure function of its inputs: no global mutable state, and
 the heavy lifting is in OpenCV, which releases the GIL, so several images
@@ -111,8 +113,8 @@ def analyse(
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
     land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
     if prob is not None and land2.any():
-        # Oil is dark and land bright: "land" that the network sees as mostly oil is open sea
-        # judged against a background that the oil itself pulled down (a patch mostly oil).
+        # Oil is dark and land bright: where the network sees oil, "land" is open sea judged
+        # against a background that the oil itself pulled down (a patch mostly oil).
         net_oil2 = (
             cv2.resize(prob, (w2, h2), interpolation=cv2.INTER_AREA) >= oilnet.info().threshold
         )
@@ -146,7 +148,7 @@ def analyse(
             continue
         objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, (sig3, noise_db), full_sm_k)
     if prob is not None:
-        objects = _oil_from_net(sar.db, prob, objects, bg, open_sea)
+        objects = _oil_from_net(db, prob, objects, bg, open_sea)
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -167,19 +169,6 @@ def analyse(
         "min_area_px": MIN_AREA_PX,
     }
     return Analysis(mask, objects, found, thresholds)
-
-
-def _drop_oily_land(land2: np.ndarray, net_oil2: np.ndarray) -> np.ndarray:
-    """Land components of which at least half is oil to the network are not land."""
-    n, lab = cv2.connectedComponents(land2.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return land2
-    total = np.bincount(lab.ravel(), minlength=n)
-    oily = np.bincount(lab.ravel(), weights=net_oil2.ravel().astype(np.float64), minlength=n)
-    keep = oily < 0.5 * np.maximum(total, 1)
-    keep[0] = False
-    out: np.ndarray = keep[lab]
-    return out
 
 
 def _oil_from_net(
