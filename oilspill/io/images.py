@@ -173,7 +173,6 @@ def _load_tiff(path: Path, name: str) -> Raster:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
             pixels = page.asarray()
-            georef = read_georef(tif)
             photometric = getattr(page.photometric, "name", "")
     except (tifffile.TiffFileError, ValueError, OSError, MemoryError) as exc:
         raise ImageError(f"the TIFF cannot be decoded: {exc}") from exc
@@ -185,6 +184,7 @@ def _load_tiff(path: Path, name: str) -> Raster:
         raise ImageError(f"TIFF with shape {pixels.shape} is not a single image")
     if pixels.dtype not in (np.uint8, np.uint16, np.float32):
         pixels = pixels.astype(np.float32)
+    georef = read_georef(path)
     return Raster(pixels=np.ascontiguousarray(pixels), name=name, fmt="tiff", georef=georef)
 
 

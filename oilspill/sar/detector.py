@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from oilspill.io.ground import Ground
 from oilspill.sar import features, forms, land, oilnet, ships
 from oilspill.sar.records import Cls, Ship, Slick
 
@@ -152,6 +153,7 @@ def analyse(
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
+    mask[~valid] = Cls.NODATA
     for cls in (Cls.LOOKALIKE, Cls.OIL):
         for o in objects:
             if o.cls == cls:
@@ -433,9 +435,16 @@ def _measure(
 
 
 def make_slicks(
-    objects: list[DarkObject], found: list[Ship], px: tuple[float, float] | None
+    objects: list[DarkObject],
+    found: list[Ship],
+    px: tuple[float, float] | None,
+    ground: Ground | None = None,
 ) -> list[Slick]:
-    """Turn dark objects into numbered `Slick` records with outlines and sizes."""
+    """Turn dark objects into numbered `Slick` records with outlines and sizes.
+
+    With `ground` (a georeferenced raster), sizes are geodesic and each slick
+    carries its lon/lat outline; else they come from the pixel size `px`.
+    """
     out: list[Slick] = []
     order = sorted(objects, key=lambda o: (o.bbox[1], o.bbox[0]))
     for o in order:
@@ -463,11 +472,19 @@ def make_slicks(
             damping_db=round(f["damping_db"], 2),
             features={k: round(float(v), 4) for k, v in f.items()},
         )
-        if px is not None:
+        if ground is not None:
+            m = ground.measure(
+                o.region, x, y, axis_angle=_major_axis(o.region), length_px=f["length_px"]
+            )
+            slick.area_km2, slick.perimeter_m = m.area_km2, m.perimeter_m
+            slick.length_m, slick.width_m = m.length_m, m.width_m
+            slick.centroid_lonlat, slick.geometry = m.centroid_lonlat, m.geometry
+        elif px is not None:
             pm = math.sqrt(px[0] * px[1])
             slick.area_km2 = round(area * px[0] * px[1] / 1e6, 6)
             slick.length_m = round(f["length_px"] * pm, 1)
             slick.width_m = round(f["thickness_px"] * pm, 1)
+            slick.perimeter_m = round(f["perimeter_px"] * pm, 1)
         slick.possible_source = _ship_at_end(o, big, (x - 1, y - 1), found)
         out.append(slick)
     return out

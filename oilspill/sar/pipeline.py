@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from oilspill.io.georef import Georef
+from oilspill.io.ground import Ground
 from oilspill.sar import forms, tiling
 from oilspill.sar.detector import NAME, TILED_ABOVE_PX, VERSION, Analysis, analyse, make_slicks
 from oilspill.sar.overlay import draw_overlay
@@ -25,16 +26,18 @@ def detect(
 
     `values` is what an image file holds: an 8-bit quicklook, 16-bit amplitude,
     or float σ0 (linear or dB); `form` names it, or "auto" guesses from dtype and
-    range. The pixel size comes from `georef` when it knows it, else from
+    range. With a `georef` that places pixels on Earth, slick sizes are geodesic
+    (WGS84) and each slick has its lon/lat outline; else sizes come from
     `pixel_size_m`; without either, areas in km² and lengths in m are None.
     `net=False` calls oil by the classical features alone (for comparison).
     """
     px = _pixel_size(georef, pixel_size_m)
+    ground = Ground.of(georef)
     h, w = values.shape[:2]
     if h * w > TILED_ABOVE_PX:
         t = tiling.analyse_tiled(values, form, net=net)
         an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
-        slicks = make_slicks(an.objects, an.ships, px)
+        slicks = make_slicks(an.objects, an.ships, px, ground)
         overlay = draw_overlay(
             t.preview_db, t.preview_valid, an.mask, slicks, an.ships, scale=t.preview_scale
         )
@@ -42,7 +45,7 @@ def detect(
     else:
         sar = forms.load(values, form)
         an = analyse(sar, net=net)
-        slicks = make_slicks(an.objects, an.ships, px)
+        slicks = make_slicks(an.objects, an.ships, px, ground)
         overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
         meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
     info: dict[str, Any] = {

@@ -21,6 +21,7 @@ class Cls(enum.IntEnum):
     LOOKALIKE = 2  # dark area judged natural (low wind, biogenic film)
     SHIP = 3  # bright point target
     LAND = 4  # bright textured land, never oil
+    NODATA = 255  # no measurement here (outside the swath, zero or NaN pixels)
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Slick:
     width_m: float | None = None
     possible_source: bool = False
     features: dict[str, float] = field(default_factory=dict)
+    # Measured on the ground when the raster is georeferenced (oilspill.io.ground):
+    perimeter_m: float | None = None
+    centroid_lonlat: tuple[float, float] | None = None
+    geometry: dict[str, Any] | None = None  # GeoJSON Polygon/MultiPolygon in lon/lat
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from oilspill.errors import ArchiveTooLarge, BadArchive, NoImages
 from oilspill.io import images
+from oilspill.io.georef import read_georef
 from oilspill.server.jobs import Item, ItemStatus
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,8 @@ def _admit(
         return
     out_name = _unique(name, taken)
     item = Item(index=len(result.items), name=out_name, mask_name="", fmt=fmt or "")
-    item.mask_name = _unique(_mask_name(out_name, fmt), taken)
+    georeferenced = fmt == "tiff" and read_georef(dest) is not None
+    item.mask_name = _unique(_mask_name(out_name, georeferenced), taken)
     if fmt is None:
         dest.unlink()
         item.status = ItemStatus.FAILED
@@ -260,9 +262,10 @@ def _checked(result: Unpacked) -> Unpacked:
     return result
 
 
-def _mask_name(name: str, fmt: str | None) -> str:
+def _mask_name(name: str, georeferenced: bool) -> str:
+    """A GeoTIFF (COG) mask for georeferenced inputs, for GIS software; else a PNG."""
     stem = posixpath.splitext(name)[0]
-    return f"masks/{stem}.{'tif' if fmt == 'tiff' else 'png'}"
+    return f"masks/{stem}.{'tif' if georeferenced else 'png'}"
 
 
 def _extract(

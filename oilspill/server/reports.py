@@ -118,19 +118,10 @@ def _features(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
     if item.status is not ItemStatus.DONE:
         return []
     raw_georef = record.get("georef")
-    georef = _georef(raw_georef) if raw_georef else None
+    georef = Georef.from_record(raw_georef) if raw_georef else None
     slicks = record.get("slicks", [])
-    features: list[dict[str, Any]] = slicks_geojson([(item.name, georef, slicks)])["features"]
+    product = record.get("product")
+    extra = {"product": product} if product else None
+    collection = slicks_geojson([(item.name, georef, slicks)], extra)
+    features: list[dict[str, Any]] = collection["features"]
     return features
-
-
-def _georef(raw: dict[str, Any]) -> Georef:
-    def tup(value: Any) -> Any:
-        return tuple(value) if value is not None else None
-
-    return Georef(
-        pixel_size_m=tup(raw.get("pixel_size_m")),
-        transform=tup(raw.get("transform")),
-        epsg=raw.get("epsg"),
-        gcps=tuple(tuple(g) for g in raw.get("gcps", ())),
-    )

@@ -8,7 +8,6 @@ The returned record is saved as `<n>.json`, last, which marks n as done.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from oilspill.backends.base import Segmentation
 from oilspill.io import images
-from oilspill.io.georef import encode_geotiff_mask
+from oilspill.io.georef import write_cog_mask
 from oilspill.io.images import Raster
 from oilspill.sar.records import Cls
 from oilspill.server.jobs import Item
@@ -66,14 +65,10 @@ def write_outputs(
     Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
 
     mask = np.ascontiguousarray(seg.mask, dtype=np.uint8)
-    if mask_name.endswith(".tif") and raster.georef is not None:
-        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
-            encode_geotiff_mask(mask, raster.georef)
-        )
+    if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
+        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), mask, raster.georef)
     else:
-        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(
-            images.encode(mask, "tiff" if mask_name.endswith(".tif") else "png", labels=True)
-        )
+        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
 
     preview = images.fit_within(images.to_display(raster.pixels), PREVIEW_PX)
     if preview.ndim == 3 and preview.shape[2] == 4:
@@ -118,6 +113,4 @@ def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
 def _georef_record(raster: Raster) -> dict[str, Any] | None:
     if raster.georef is None:
         return None
-    record = asdict(raster.georef)
-    record.pop("geotiff_tags", None)
-    return record
+    return raster.georef.to_record()

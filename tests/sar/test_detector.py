@@ -126,7 +126,7 @@ def test_nodata_border_is_never_oil() -> None:
     cv2.fillPoly(wedge, [np.array([[0, 0], [90, 0], [30, H], [0, H]], np.int32)], 1)
     img[wedge > 0] = 0
     seg = run(img)
-    assert np.count_nonzero(seg.mask[wedge > 0]) == 0
+    assert np.all(seg.mask[wedge > 0] == Cls.NODATA)
     assert all(s.bbox[0] > 25 for s in seg.slicks)
     assert np.count_nonzero((seg.mask == Cls.OIL) & oil) > 0.8 * oil.sum()
 
@@ -170,13 +170,16 @@ def test_ship_beside_the_middle_of_a_slick_is_no_possible_source() -> None:
     assert not slick.possible_source
 
 
-def test_area_in_km2_follows_the_geotiff_pixel_size() -> None:
+def test_area_in_km2_is_measured_on_the_ground_of_the_georeference() -> None:
     img, _ = oil_scene()
-    georef = Georef(pixel_size_m=(10.0, 10.0), transform=(0, 10, 0, 0, 0, -10), epsg=32631)
+    # UTM 31N on its central meridian: a 10 m grid step is 10 m / 0.9996 on the ground.
+    georef = Georef(transform=(500000, 10, 0, 5800000, 0, -10), epsg=32631)
     seg = sar.detect(img, georef=georef, pixel_size_m=40.0)
     s = seg.slicks[0]
-    assert s.area_km2 == pytest.approx(s.area_px * 100 / 1e6, rel=1e-3)
+    assert s.area_km2 == pytest.approx(s.area_px * (10 / 0.9996) ** 2 / 1e6, rel=1e-3)
     assert s.length_m is not None and 2000 < s.length_m < 4000
+    assert s.geometry is not None and s.geometry["type"] == "Polygon"
+    assert s.centroid_lonlat is not None and 2.9 < s.centroid_lonlat[0] < 3.1
 
 
 def test_pixel_size_argument_is_used_without_georeference() -> None:
@@ -215,7 +218,7 @@ def test_nan_border_of_float_input_is_no_data() -> None:
     lin = lin.astype(np.float32)
     lin[:, :60] = np.nan
     seg = run(lin)
-    assert np.count_nonzero(seg.mask[:, :60]) == 0
+    assert np.all(seg.mask[:, :60] == Cls.NODATA)
     assert seg.info["input_form"] == "sigma0"
 
 
@@ -298,4 +301,4 @@ def test_generated_geotiff_forms_are_recognised_and_give_the_quicklooks_slicks(f
     classical_q = run(quick.image, net=False).mask == Cls.OIL
     c, d = classical & ~scene.nodata, classical_q & ~scene.nodata
     assert np.count_nonzero(c & d) / np.count_nonzero(c | d) > 0.9  # the forms convert alike
-    assert not np.any(seg.mask[scene.nodata])
+    assert np.all(seg.mask[scene.nodata] == Cls.NODATA)

@@ -190,3 +190,20 @@ def test_control_characters_in_names_are_replaced_and_names_stay_unique(tmp_path
     names = [i.name for i in unpack(tmp_path, make_zip(entries)).items]
     assert not any(c in n for n in names for c in "\r\n\x1b\x00\u202e")
     assert len(set(names)) == 3 and all("\ufffd" in n for n in names)
+
+
+def test_masks_are_geotiffs_only_for_georeferenced_tiffs(tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    import tifffile
+
+    from oilspill.io.georef import Georef, encode_geotiff
+
+    plain = io.BytesIO()
+    tifffile.imwrite(plain, np.full((40, 30), 900, np.uint16))
+    geo = encode_geotiff(
+        np.full((40, 30), 900, np.uint16), Georef(transform=(5e5, 10, 0, 6e6, 0, -10), epsg=32631)
+    )
+    result = unpack(tmp_path, make_zip({"plain.tif": plain.getvalue(), "geo.tif": geo}))
+    assert [i.mask_name for i in result.items] == ["masks/plain.png", "masks/geo.tif"]
