@@ -71,16 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     segment = sub.add_parser(
         "segment",
         help="segment image files and write the result files to a folder",
-        description="Segment images (files, folders or zips) with the same outputs as the "
-        "service's result zip: annotated images, masks/, summary.csv, report.json, "
-        "slicks.geojson.",
+        description="Segment images (files, folders or zips) or Sentinel-1 GRD products "
+        "(ESA's product .zip or a .SAFE folder) with the same outputs as the service's result "
+        "zip: annotated images, masks/, summary.csv, report.json, slicks.geojson.",
     )
     segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
     segment.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     segment.add_argument(
         "-v", "--verbose", action="store_true", help="show the log (else errors only)"
     )
-    _add_setting_flags(segment, ["workers", "pixel_size_m", "max_image_mpx", "log_level"])
+    _add_setting_flags(
+        segment,
+        ["workers", "pixel_size_m", "max_image_mpx", "polarisation", "noise_removal", "log_level"],
+    )
 
     synth = sub.add_parser(
         "synth",
@@ -186,7 +189,9 @@ def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     files: list[Path] = []
     zips: list[Path] = []
     for path in inputs:
-        if path.is_dir():
+        if path.is_dir() and (path / "manifest.safe").is_file():
+            files.append(path)  # a Sentinel-1 product folder is one input
+        elif path.is_dir():
             files.extend(p for p in sorted(path.rglob("*")) if p.is_file())
         elif path.suffix.lower() == ".zip":
             zips.append(path)

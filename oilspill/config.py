@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from oilspill.errors import ConfigError
+from oilspill.io.images import ReadOptions
 
 ENV_PREFIX = "OILSPILL_"
 
@@ -32,6 +33,17 @@ def _optional_float(value: str) -> float | None:
 
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _bool(text: str) -> bool:
+    if isinstance(text, bool):
+        return text
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a yes/no value (use 1/0, true/false, yes/no)")
 
 
 def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) -> Any:
@@ -56,7 +68,10 @@ class Settings:
     data_dir: Path = _setting("./results", "Folder for uploads, job files and results.", Path)
     ttl: int = _setting(600, "Seconds a finished job's results stay downloadable.")
     workers: int = _setting(0, "Images processed at once; 0 means one per CPU core.")
-    max_upload_mb: int = _setting(1024, "Largest accepted upload, in MiB (413 past it).")
+    max_upload_mb: int = _setting(
+        2048,
+        "Largest accepted upload, in MiB (413 past it); a Sentinel-1 GRD product is ~1-1.7 GiB.",
+    )
     max_entries: int = _setting(10000, "Most entries a zip may hold.")
     max_uncompressed_mb: int = _setting(8192, "Most bytes all entries may unpack to, in MiB.")
     max_ratio: int = _setting(200, "Highest compression ratio of an entry (zip-bomb guard).")
@@ -72,6 +87,12 @@ class Settings:
         "Ground pixel size in metres for files that carry none (else no km²).",
         _optional_float,
     )
+    polarisation: str = _setting(
+        "", "Sentinel-1 polarisation to read: VV, HH, VH or HV (default VV, else HH)."
+    )
+    noise_removal: bool = _setting(
+        False, "Subtract the Sentinel-1 thermal noise LUT from σ0 (1/true/yes to enable).", _bool
+    )
     shutdown_grace: float = _setting(30.0, "Seconds running images may finish after SIGTERM.")
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
 
@@ -85,6 +106,8 @@ class Settings:
             raise ConfigError(
                 f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        if self.polarisation.upper() not in ("", "VV", "HH", "VH", "HV"):
+            raise ConfigError(f"polarisation must be VV, HH, VH or HV, not {self.polarisation!r}")
         if self.ttl < 0 or self.workers < 0 or self.max_upload_mb <= 0:
             raise ConfigError("ttl and workers must be >= 0 and max_upload_mb > 0")
 
@@ -107,6 +130,12 @@ class Settings:
     @property
     def max_image_pixels(self) -> int:
         return self.max_image_mpx * 1_000_000
+
+    @property
+    def read_options(self) -> ReadOptions:
+        return ReadOptions(
+            self.max_image_pixels, self.polarisation.upper() or None, self.noise_removal
+        )
 
 
 SETTINGS: tuple[Setting, ...] = tuple(

@@ -39,8 +39,11 @@ class HttpSegmenter:
         self._client = httpx.AsyncClient(timeout=timeout, limits=limits)
 
     async def segment(self, raster: Raster) -> Segmentation:
-        if raster.source is None:
-            raise ImageError("the http backend needs the image file")
+        if raster.source is None or raster.windowed:
+            raise ImageError(
+                "the http backend sends whole image files: Sentinel-1 products and rasters "
+                f"over {images.WINDOWED_ABOVE_BYTES >> 20} MiB need --backend sar"
+            )
         data = await anyio.Path(raster.source).read_bytes()
         suffix = {"jpeg": "jpg"}.get(raster.fmt, raster.fmt)
         files = {"file": (f"image.{suffix}", data, f"image/{raster.fmt}")}
@@ -65,6 +68,7 @@ def _from_annotated(raster: Raster, body: bytes, url: str) -> Segmentation:
     annotated = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     if fmt is None or annotated is None:
         raise BackendError(f"the segmentation service at {url} did not answer with an image")
+    assert isinstance(raster.pixels, np.ndarray)
     display = images.to_display(raster.pixels)
     if display.ndim == 2:
         display = cv2.cvtColor(display, cv2.COLOR_GRAY2BGR)

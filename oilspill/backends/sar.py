@@ -26,5 +26,6 @@ class LocalSegmenter:
 
 def segment_raster(raster: Raster, pixel_size_m: float | None = None) -> Segmentation:
     """Detect in one decoded raster (blocking)."""
-    found = sar.detect(raster.pixels, pixel_size_m=pixel_size_m, georef=raster.georef)
+    form = "sigma0" if raster.fmt == "safe" else "auto"
+    found = sar.detect(raster.pixels, pixel_size_m=pixel_size_m, georef=raster.georef, form=form)
     return Segmentation(found.mask, found.overlay, found.slicks, found.ships, found.info)

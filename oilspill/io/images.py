@@ -8,11 +8,12 @@ and the georeference); `encode` writes an array in a chosen format.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -41,19 +42,57 @@ EXTENSIONS = {
 _CV_EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "bmp": ".bmp", "tiff": ".tif"}
 
 
+class Windowed(Protocol):
+    """A 2-D raster too big to hold, read window by window: `w[r0:r1, c0:c1]` is an array."""
+
+    @property
+    def shape(self) -> tuple[int, int]: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def ndim(self) -> int: ...
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray: ...
+
+
+Pixels = np.ndarray | Windowed
+
+# Decoded rasters above this many bytes are read window by window (TIFFs, Sentinel-1
+# products); a whole one would cost its size again in every float copy the detector makes.
+WINDOWED_ABOVE_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read inputs: the pixel limit, and for Sentinel-1 products what to read."""
+
+    max_pixels: int = 1_000_000_000
+    polarisation: str | None = None  # None: VV, else HH
+    noise_removal: bool = False
+
+
 @dataclass
 class Raster:
-    """One decoded input image: pixels as the file holds them, plus where it lies."""
+    """One input image: pixels as the file holds them (or a window reader), and where it lies."""
 
-    pixels: np.ndarray  # HxW or HxWxC; uint8, uint16 or float32, channels BGR(A)
+    pixels: Pixels  # HxW or HxWxC; uint8, uint16 or float32, channels BGR(A)
     name: str  # the name the user gave it (decoded, may include folders)
-    fmt: str  # real container format found by content: png, jpeg, webp, bmp, tiff
+    fmt: str  # real container format found by content: png, jpeg, webp, bmp, tiff, safe
     georef: Georef | None = None
     source: Path | None = None  # the file it was decoded from, for backends that send files
+    product: dict[str, Any] | None = None  # a Sentinel-1 product's metadata (io.safe)
 
     @property
     def shape(self) -> tuple[int, int]:
         return int(self.pixels.shape[0]), int(self.pixels.shape[1])
+
+    @property
+    def windowed(self) -> bool:
+        return not isinstance(self.pixels, np.ndarray)
+
+    def close(self) -> None:
+        close = getattr(self.pixels, "close", None)
+        if close is not None:
+            close()
 
 
 def sniff(head: bytes) -> str | None:
@@ -139,17 +178,26 @@ def _jpeg_size(fh: Any) -> tuple[int, int]:
         fh.seek(length - 2, 1)
 
 
-def read(path: Path, max_pixels: int = 1_000_000_000) -> Raster:
-    """Decode the image file at `path`, its format found by content (for library use)."""
+def read(path: Path, options: ReadOptions | None = None) -> Raster:
+    """Open the image file or Sentinel-1 product folder at `path` (for library use)."""
+    if path.is_dir():
+        return load(path, path.name, "safe", options or ReadOptions())
     with path.open("rb") as fh:
         fmt = sniff(fh.read(64))
     if fmt is None:
         raise ImageError(f"{path.name} is not a PNG, JPEG, WebP, BMP or TIFF image")
-    return load(path, path.name, fmt, max_pixels)
+    return load(path, path.name, fmt, options or ReadOptions())
 
 
-def load(path: Path, name: str, fmt: str, max_pixels: int) -> Raster:
-    """Decode one image file into a Raster; raises ImageError with a reason a person can act on."""
+def load(path: Path, name: str, fmt: str, options: ReadOptions) -> Raster:
+    """Decode one image file into a Raster; raises ImageError with a reason a person can act on.
+
+    Sentinel-1 products (`fmt` "safe", `path` their folder) and TIFFs over
+    WINDOWED_ABOVE_BYTES come back as window readers, not arrays.
+    """
+    max_pixels = options.max_pixels
+    if fmt == "safe":
+        return _load_product(path, name, options)
     width, height = read_size(path, fmt)
     if width * height > max_pixels:
         raise ImageError(
@@ -159,12 +207,34 @@ def load(path: Path, name: str, fmt: str, max_pixels: int) -> Raster:
     if width == 0 or height == 0:
         raise ImageError("the image has no pixels")
     if fmt == "tiff":
-        return _load_tiff(path, name)
+        big = _windowed_tiff(path, name, width * height)
+        return big if big is not None else _load_tiff(path, name)
     data = np.fromfile(path, dtype=np.uint8)
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise ImageError(f"the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
     return Raster(pixels=pixels, name=name, fmt=fmt)
+
+
+def _load_product(path: Path, name: str, options: ReadOptions) -> Raster:
+    from oilspill.io.safe import Product  # safe builds on this module's errors and Georef
+
+    product = Product(path, options.polarisation or None, noise=options.noise_removal)
+    return Raster(product, name, "safe", product.georef, path, product.info.to_record())
+
+
+def _windowed_tiff(path: Path, name: str, pixels: int) -> Raster | None:
+    """A window reader for a big one-band TIFF, or None to decode it whole."""
+    from oilspill.io.windows import TiffWindows
+
+    try:
+        reader = TiffWindows(path)
+    except ImageError:
+        return None
+    if pixels * reader.dtype.itemsize <= WINDOWED_ABOVE_BYTES:
+        reader.close()
+        return None
+    return Raster(reader, name, "tiff", read_georef(path), path)
 
 
 def _load_tiff(path: Path, name: str) -> Raster:
@@ -246,6 +316,29 @@ def encode_png(pixels: np.ndarray) -> bytes:
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     crc = zlib.crc32(data, zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def decimated(pixels: Pixels, longest: int) -> np.ndarray:
+    """The raster shrunk (area average) so its longest side is at most `longest`.
+
+    A window reader is read in bands of rows, so only one band and the small
+    result are ever in memory; float no-data (NaN) stays NaN.
+    """
+    if isinstance(pixels, np.ndarray):
+        return fit_within(pixels, longest)
+    h, w = pixels.shape[:2]
+    scale = min(1.0, longest / max(h, w))
+    oh, ow = max(1, round(h * scale)), max(1, round(w * scale))
+    out = np.zeros((oh, ow), np.float32)
+    band = max(1, math.ceil(h / oh) * 64)
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        o0, o1 = math.floor(r0 * oh / h), math.floor(r1 * oh / h) if r1 < h else oh
+        if o1 <= o0:
+            continue
+        block = np.asarray(pixels[r0:r1, 0:w], np.float32)
+        out[o0:o1] = cv2.resize(block, (ow, o1 - o0), interpolation=cv2.INTER_AREA)
+    return out
 
 
 def to_display(pixels: np.ndarray) -> np.ndarray:

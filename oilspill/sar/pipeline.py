@@ -8,6 +8,7 @@ import numpy as np
 
 from oilspill.io.georef import Georef
 from oilspill.io.ground import Ground
+from oilspill.io.images import Pixels
 from oilspill.sar import forms, tiling
 from oilspill.sar.detector import NAME, TILED_ABOVE_PX, VERSION, Analysis, analyse, make_slicks
 from oilspill.sar.overlay import draw_overlay
@@ -15,7 +16,7 @@ from oilspill.sar.records import Detection
 
 
 def detect(
-    values: np.ndarray,
+    values: Pixels,
     *,
     pixel_size_m: float | None = None,
     georef: Georef | None = None,
@@ -29,11 +30,15 @@ def detect(
     range. With a `georef` that places pixels on Earth, slick sizes are geodesic
     (WGS84) and each slick has its lon/lat outline; else sizes come from
     `pixel_size_m`; without either, areas in km² and lengths in m are None.
+    `values` may also be a window reader (`oilspill.io.images.Windowed`, e.g. a
+    Sentinel-1 product): big ones are then read tile by tile, never whole.
     `net=False` calls oil by the classical features alone (for comparison).
     """
     px = _pixel_size(georef, pixel_size_m)
     ground = Ground.of(georef)
     h, w = values.shape[:2]
+    if not isinstance(values, np.ndarray) and h * w <= TILED_ABOVE_PX:
+        values = values[0:h, 0:w]  # a small raster behind a window reader: read it whole
     if h * w > TILED_ABOVE_PX:
         t = tiling.analyse_tiled(values, form, net=net)
         an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
@@ -43,6 +48,7 @@ def detect(
         )
         meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
     else:
+        assert isinstance(values, np.ndarray)
         sar = forms.load(values, form)
         an = analyse(sar, net=net)
         slicks = make_slicks(an.objects, an.ships, px, ground)

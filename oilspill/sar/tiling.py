@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from oilspill.io.images import Pixels
 from oilspill.sar import features, forms, oilnet
 from oilspill.sar.detector import Analysis, DarkObject, analyse
 from oilspill.sar.overlay import MAX_SIDE
@@ -47,7 +48,7 @@ class Tiled:
 
 
 def analyse_tiled(
-    pixels: np.ndarray,
+    pixels: Pixels,
     form: str = "auto",
     *,
     tile: int = TILE,
@@ -108,7 +109,7 @@ def analyse_tiled(
                  probe.units_per_db, probe.sar_like, probe.warnings)  # fmt: skip
 
 
-def _probe(pixels: np.ndarray, form: str) -> tuple[forms.SarImage, tuple[float, float]]:
+def _probe(pixels: Pixels, form: str) -> tuple[forms.SarImage, tuple[float, float]]:
     """Speckle and contrast noise from a few crops spread over the scene."""
     h, w = int(pixels.shape[0]), int(pixels.shape[1])
     size = min(1024, h, w)

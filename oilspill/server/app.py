@@ -297,7 +297,8 @@ async def _segment_file(service: Service, path: Path, name: str) -> tuple[bytes,
     fmt = images.sniff(await anyio.to_thread.run_sync(_head, path))
     if fmt is None:
         raise ImageError("the file is not a PNG, JPEG, WebP, BMP or TIFF image")
-    raster = await service.cpu.run(images.load, path, name, fmt, service.settings.max_image_pixels)
+    options = images.ReadOptions(service.settings.max_image_pixels)
+    raster = await service.cpu.run(images.load, path, name, fmt, options)
     raster.source = path
     seg = await service.segmenter.segment(raster)
     out_fmt = fmt if fmt != "tiff" else "png"

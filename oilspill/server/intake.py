@@ -20,9 +20,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from oilspill.errors import ArchiveTooLarge, BadArchive, NoImages
-from oilspill.io import images
+from oilspill.errors import ArchiveTooLarge, BadArchive, ImageError, NoImages
+from oilspill.io import images, safe
 from oilspill.io.georef import read_georef
+from oilspill.io.s1name import parse_s1_product_id
 from oilspill.server.jobs import Item, ItemStatus
 
 log = logging.getLogger(__name__)
@@ -38,12 +39,14 @@ class Limits:
     max_uncompressed_bytes: int
     max_ratio: int
     max_image_pixels: int
+    polarisation: str | None = None  # which measurement of a Sentinel-1 product to unpack
 
 
 @dataclass
 class Unpacked:
     items: list[Item] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    product_prefixes: list[str] = field(default_factory=list)  # "<id>.SAFE" folders unpacked
 
 
 def decode_name(info: zipfile.ZipInfo) -> str:
@@ -193,8 +196,14 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
     taken = set(RESERVED)
     budget = limits.max_uncompressed_bytes
     with open_zip(zip_path) as zf:
-        for info, name in check_entries(zf, limits):
-            if _is_hidden(name):
+        entries = check_entries(zf, limits)
+        budget -= _unpack_products(zf, entries, result, taken, input_dir, limits, budget)
+        for info, name in entries:
+            if _is_hidden(name) or _in_product(name, result):
+                continue
+            if _is_product_zip(name):
+                budget -= _unpack_inner_product(zf, info, name, result, taken, input_dir, limits,
+                                                budget)  # fmt: skip
                 continue
             dest = input_dir / f"{len(result.items):05d}"
             try:
@@ -209,12 +218,15 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
 
 
 def collect(paths: list[Path], input_dir: Path, limits: Limits) -> Unpacked:
-    """Take image files from disk (the `segment` command): linked, or copied, never moved."""
+    """Take image files (or SAFE folders) from disk (the `segment` command): linked or copied."""
     result = Unpacked()
     input_dir.mkdir(parents=True, exist_ok=True)
     taken = set(RESERVED)
     for path in paths:
         dest = input_dir / f"{len(result.items):05d}"
+        if safe.is_product_dir(path):
+            _collect_product(path, dest, result, taken, limits)
+            continue
         try:
             dest.hardlink_to(path)
         except OSError:
@@ -223,6 +235,120 @@ def collect(paths: list[Path], input_dir: Path, limits: Limits) -> Unpacked:
             head = fh.read(64)
         _admit(result, taken, path.name, dest, head, limits)
     return _checked(result)
+
+
+# ---------------------------------------------------------------- Sentinel-1 products
+# A product (`<id>.SAFE/` with manifest.safe) becomes one item whose input is a folder
+# holding the manifest, the annotations and the one measurement TIFF to read. It may come
+# as the upload itself (ESA's product zip), as a folder inside the upload, or as a product
+# zip inside the upload.
+
+
+def _in_product(name: str, result: Unpacked) -> bool:
+    return any(name.startswith(prefix + "/") for prefix in result.product_prefixes)
+
+
+def _is_product_zip(name: str) -> bool:
+    base = PurePosixPath(name).name
+    return base.lower().endswith(".zip") and parse_s1_product_id(base) is not None
+
+
+def _unpack_products(
+    zf: zipfile.ZipFile,
+    entries: list[tuple[zipfile.ZipInfo, str]],
+    result: Unpacked,
+    taken: set[str],
+    input_dir: Path,
+    limits: Limits,
+    budget: int,
+) -> int:
+    """Unpack the SAFE products among `entries`; return the bytes written."""
+    by_name = {name: info for info, name in entries}
+    names = list(by_name)
+    written = 0
+    for prefix, product_id in safe.product_members(names).items():
+        result.product_prefixes.append(prefix)
+        dest = input_dir / f"{len(result.items):05d}"
+        item = _product_item(result, taken, product_id)
+        try:
+            members = safe.needed_members(prefix, names, limits.polarisation)
+        except ImageError as exc:
+            item.status, item.error = ItemStatus.FAILED, exc.message
+            continue
+        dest.mkdir()
+        for name in members:
+            target = dest / name[len(prefix) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                _, size = _extract(zf, by_name[name], name, target, budget - written)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise BadArchive(
+                    f"entry {name!r} is damaged ({exc}); the zip may be truncated"
+                ) from exc
+            written += size
+        (dest / ".product-id").write_text(product_id)
+    return written
+
+
+def _unpack_inner_product(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    result: Unpacked,
+    taken: set[str],
+    input_dir: Path,
+    limits: Limits,
+    budget: int,
+) -> int:
+    """A product zip inside the upload: copy it out, unpack its product, delete the copy."""
+    inner = input_dir / f".inner-{len(result.items):05d}.zip"
+    try:
+        _, size = _extract(zf, info, name, inner, budget)
+        with open_zip(inner) as izf:
+            entries = check_entries(izf, limits)
+            if not safe.product_members([n for _, n in entries]):
+                item = _product_item(result, taken, PurePosixPath(name).stem)
+                item.status = ItemStatus.FAILED
+                item.error = "the product zip holds no <id>.SAFE/manifest.safe"
+                return size
+            written = _unpack_products(izf, entries, result, taken, input_dir, limits,
+                                       budget - size)  # fmt: skip
+        return written
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise BadArchive(f"entry {name!r} is damaged ({exc}); the zip may be truncated") from exc
+    finally:
+        inner.unlink(missing_ok=True)
+
+
+def _collect_product(
+    path: Path, dest: Path, result: Unpacked, taken: set[str], limits: Limits
+) -> None:
+    """A .SAFE folder on disk: link (or copy) the files to read into the job's input."""
+    product_id = path.name.removesuffix(".SAFE")
+    item = _product_item(result, taken, product_id)
+    names = [p.relative_to(path.parent).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
+    try:
+        members = safe.needed_members(path.name, names, limits.polarisation)
+    except ImageError as exc:
+        item.status, item.error = ItemStatus.FAILED, exc.message
+        return
+    for name in members:
+        source = path.parent / name
+        target = dest / name[len(path.name) + 1 :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.hardlink_to(source)
+        except OSError:
+            shutil.copyfile(source, target)
+    (dest / ".product-id").write_text(product_id)
+
+
+def _product_item(result: Unpacked, taken: set[str], product_id: str) -> Item:
+    name = _unique(f"{product_id}.png", taken)
+    item = Item(index=len(result.items), name=name, mask_name="", fmt="safe")
+    item.mask_name = _unique(_mask_name(name, True), taken)
+    result.items.append(item)
+    return item
 
 
 def _admit(

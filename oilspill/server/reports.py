@@ -88,9 +88,19 @@ def report_image(item: Item, record: dict[str, Any]) -> dict[str, Any]:
         "ships": record.get("ships", []),
         "detector": record.get("info"),
         "georef": record.get("georef"),
-        "product": parse_s1_product_id(Path(item.name).name),
+        "product": product_metadata(item, record),
         "seconds": item.seconds,
     }
+
+
+def product_metadata(item: Item, record: dict[str, Any]) -> dict[str, Any] | None:
+    """A Sentinel-1 product's metadata: what its annotation says (read with the product),
+    over what its name says (also for single measurement TIFFs named like ESA's)."""
+    named = parse_s1_product_id(Path(item.name).name)
+    read = record.get("product")
+    if named is None and read is None:
+        return None
+    return {**(named or {}), **(read or {})}
 
 
 def report_head(job: Job) -> dict[str, Any]:
@@ -120,7 +130,7 @@ def _features(item: Item, record: dict[str, Any]) -> list[dict[str, Any]]:
     raw_georef = record.get("georef")
     georef = Georef.from_record(raw_georef) if raw_georef else None
     slicks = record.get("slicks", [])
-    product = record.get("product")
+    product = product_metadata(item, record)
     extra = {"product": product} if product else None
     collection = slicks_geojson([(item.name, georef, slicks)], extra)
     features: list[dict[str, Any]] = collection["features"]

@@ -70,7 +70,7 @@ def write_outputs(
     else:
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
 
-    preview = images.fit_within(images.to_display(raster.pixels), PREVIEW_PX)
+    preview = _preview(raster)
     if preview.ndim == 3 and preview.shape[2] == 4:
         preview = cv2.cvtColor(preview, cv2.COLOR_BGRA2BGR)
     Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(preview, "jpeg"))
@@ -78,6 +78,15 @@ def write_outputs(
         images.encode(images.fit_within(seg.overlay[..., :3], THUMB_PX), "jpeg")
     )
     return describe(raster, seg)
+
+
+def _preview(raster: Raster) -> np.ndarray:
+    """The input for the page, at most PREVIEW_PX, from a decimated raster (never a full copy)."""
+    small = images.decimated(raster.pixels, PREVIEW_PX)
+    if raster.fmt == "safe":  # calibrated σ0: stretch it in dB, as the eye sees radar
+        with np.errstate(divide="ignore", invalid="ignore"):
+            small = 10 * np.log10(np.maximum(small, 1e-6))
+    return images.to_display(small)
 
 
 def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
@@ -107,6 +116,7 @@ def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
         "ships": [s.to_dict() for s in seg.ships],
         "info": seg.info,
         "georef": _georef_record(raster),
+        "product": raster.product,
     }
 
 

@@ -52,7 +52,7 @@ class Runner:
         *,
         concurrency: int,
         ttl: int,
-        max_image_pixels: int,
+        read_options: images.ReadOptions,
         on_finished: Callable[[Job], None],
     ) -> None:
         self.store = store
@@ -60,7 +60,7 @@ class Runner:
         self.cpu = cpu
         self.concurrency = concurrency
         self.ttl = ttl
-        self.max_image_pixels = max_image_pixels
+        self.read_options = read_options
         self.on_finished = on_finished
         self._queue: asyncio.Queue[tuple[Job, Item]] = asyncio.Queue()
         self._cancelled: set[str] = set()
@@ -184,15 +184,16 @@ class Runner:
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)
         try:
-            raster = await self.cpu.run(
-                images.load, path, item.name, item.fmt, self.max_image_pixels
-            )
-            raster.source = path
-            seg = await self.segmenter.segment(raster)
-            out_dir = self.store.out_dir(job.id)
-            return await self.cpu.run(
-                results.write_outputs, raster, seg, out_dir, item.index, item.mask_name
-            )
+            raster = await self.cpu.run(images.load, path, item.name, item.fmt, self.read_options)
+            try:
+                raster.source = path
+                seg = await self.segmenter.segment(raster)
+                out_dir = self.store.out_dir(job.id)
+                return await self.cpu.run(
+                    results.write_outputs, raster, seg, out_dir, item.index, item.mask_name
+                )
+            finally:
+                raster.close()
         except ImageError as exc:
             return {"error": exc.message}
         except FileNotFoundError:
@@ -207,7 +208,7 @@ class Runner:
 
     def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         self.store.save_item_result(job.id, item.index, record)
-        self.store.input_path(job.id, item.index).unlink(missing_ok=True)
+        self.store.remove_input(job.id, item.index)
 
     async def finish(self, job: Job) -> None:
         """Write the reports and the final meta, then publish the final state.

@@ -48,7 +48,7 @@ class Service:
             self.cpu,
             concurrency=concurrency,
             ttl=settings.ttl,
-            max_image_pixels=settings.max_image_pixels,
+            read_options=settings.read_options,
             on_finished=self._finished,
         )
         self.expiry = Expiry(self._expire)
@@ -64,6 +64,7 @@ class Service:
             max_uncompressed_bytes=settings.max_uncompressed_bytes,
             max_ratio=settings.max_ratio,
             max_image_pixels=settings.max_image_pixels,
+            polarisation=settings.polarisation.upper() or None,
         )
 
     def __repr__(self) -> str:

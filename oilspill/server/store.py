@@ -119,6 +119,14 @@ class JobStore:
     def input_path(self, job_id: str, index: int) -> Path:
         return self.job_dir(job_id) / "input" / f"{index:05d}"
 
+    def remove_input(self, job_id: str, index: int) -> None:
+        """Delete an image's input: a file, or a Sentinel-1 product's folder."""
+        path = self.input_path(job_id, index)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
     def out_dir(self, job_id: str) -> Path:
         return self.job_dir(job_id) / "out"
 

@@ -51,7 +51,7 @@ def test_16_bit_and_float_tiffs_keep_their_values(tmp_path: Path) -> None:
         values = (np.arange(20 * 30).reshape(20, 30) * 7).astype(dtype)
         path = tmp_path / f"{np.dtype(dtype).name}.tif"
         tifffile.imwrite(path, values)
-        raster = images.load(path, path.name, "tiff", 10**6)
+        raster = images.load(path, path.name, "tiff", images.ReadOptions(10**6))
         assert raster.pixels.dtype == dtype and np.array_equal(raster.pixels, values)
 
 
@@ -59,14 +59,14 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     path.write_bytes(encode(sar_image(0, (200, 100))))
     with pytest.raises(ImageError, match="--max-image-mpx"):
-        images.load(path, "big.png", "png", max_pixels=10_000)
+        images.load(path, "big.png", "png", images.ReadOptions(10_000))
 
 
 def test_truncated_image_is_an_image_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.jpg"
     path.write_bytes(encode(sar_image(0), ".jpg")[:200])
     with pytest.raises(ImageError):
-        images.load(path, "cut.jpg", "jpeg", 10**8)
+        images.load(path, "cut.jpg", "jpeg", images.ReadOptions(10**8))
 
 
 def test_results_keep_the_format_the_name_promises() -> None:
