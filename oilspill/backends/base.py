@@ -14,13 +14,14 @@ import numpy as np
 
 from oilspill.io.images import Raster
 from oilspill.sar.records import Cls, Ship, Slick
+from oilspill.sar.tilemask import Mask, count_value
 
 
 @dataclass
 class Segmentation:
     """What a segmenter found in one raster."""
 
-    mask: np.ndarray  # uint8 HxW class map (values of `Cls`), same size as the raster
+    mask: Mask  # uint8 HxW class map (values of `Cls`), same size as the raster; or a TileMask
     overlay: np.ndarray  # uint8 BGR annotated image; may be a downscaled quicklook of huge inputs
     slicks: list[Slick] = field(default_factory=list)
     ships: list[Ship] = field(default_factory=list)
@@ -32,7 +33,7 @@ class Segmentation:
 
     @property
     def oil_pixels(self) -> int:
-        return int(np.count_nonzero(self.mask == Cls.OIL))
+        return count_value(self.mask, Cls.OIL)
 
 
 class Segmenter(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import rasterio
@@ -20,6 +20,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
+from rasterio.windows import Window
 
 Transform = tuple[float, float, float, float, float, float]
 Gcp = tuple[float, float, float, float]  # (col, row, lon, lat); col/row 0,0 = top-left corner
@@ -155,11 +156,19 @@ def encode_geotiff(image: np.ndarray, georef: Georef | None) -> bytes:
 NODATA = 255  # mask value of pixels the input has no data for
 
 
-def write_cog_mask(path: Path, mask: np.ndarray, georef: Georef | None) -> None:
+class _Blocks(Protocol):
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray: ...
+
+
+def write_cog_mask(path: Path, mask: _Blocks, georef: Georef | None, block: int = 2048) -> None:
     """The class mask as a Cloud-Optimized GeoTIFF: 512-px tiles, deflate, overviews, nodata.
 
     GDAL, rasterio, QGIS and tifffile alone (no imagecodecs) all read it:
-    deflate is the one codec every TIFF reader has.
+    deflate is the one codec every TIFF reader has. `mask` is an array or
+    anything cut into windows the same way (a TileMask): it is written
+    `block` x `block` pixels at a time, so a scene's mask is never whole here.
     """
     profile = {"driver": "GTiff", "height": mask.shape[0], "width": mask.shape[1], "count": 1,
                "dtype": "uint8", "nodata": NODATA, "tiled": True, "blockxsize": 512,
@@ -169,7 +178,12 @@ def write_cog_mask(path: Path, mask: np.ndarray, georef: Georef | None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(scratch, "w", **profile) as tmp:
-                tmp.write(mask, 1)
+                h, w = mask.shape[:2]
+                for r0 in range(0, h, block):
+                    for c0 in range(0, w, block):
+                        r1, c1 = min(h, r0 + block), min(w, c0 + block)
+                        window = Window(c0, r0, c1 - c0, r1 - r0)
+                        tmp.write(np.asarray(mask[r0:r1, c0:c1], np.uint8), 1, window=window)
                 _set_gcps(tmp, georef)
             rasterio.shutil.copy(
                 scratch, path, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,

@@ -27,6 +27,7 @@ import numpy as np
 from oilspill.io.ground import Ground
 from oilspill.sar import features, forms, land, oilnet, ships
 from oilspill.sar.records import Cls, Ship, Slick
+from oilspill.sar.tilemask import Mask
 
 NAME = "oilspill-sar"
 VERSION = "0.1.0"
@@ -66,7 +67,7 @@ class DarkObject:
 class Analysis:
     """Everything the pipeline found in one (tile of an) image."""
 
-    mask: np.ndarray
+    mask: Mask
     objects: list[DarkObject]
     ships: list[Ship]
     thresholds: dict[str, float]

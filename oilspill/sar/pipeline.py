@@ -44,7 +44,7 @@ def detect(
         an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
         slicks = make_slicks(an.objects, an.ships, px, ground)
         overlay = draw_overlay(
-            t.preview_db, t.preview_valid, an.mask, slicks, an.ships, scale=t.preview_scale
+            t.preview_db, t.preview_valid, t.preview_mask, slicks, an.ships, scale=t.preview_scale
         )
         meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
     else:
@@ -52,6 +52,7 @@ def detect(
         sar = forms.load(values, form)
         an = analyse(sar, net=net)
         slicks = make_slicks(an.objects, an.ships, px, ground)
+        assert isinstance(an.mask, np.ndarray)
         overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
         meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
     info: dict[str, Any] = {

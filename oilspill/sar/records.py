@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from oilspill.sar.tilemask import Mask, count_value
+
 
 class Cls(enum.IntEnum):
     """Class values in masks: the scheme of the public Sentinel-1 oil spill dataset."""
@@ -69,7 +71,9 @@ class Ship:
 class Detection:
     """What the detector found in one raster."""
 
-    mask: np.ndarray  # uint8 HxW class map (values of `Cls`), same size as the input
+    # uint8 HxW class map (values of `Cls`), same size as the input; a TileMask (deflated
+    # tiles, `np.asarray` for the array) when the scene was analysed in tiles.
+    mask: Mask
     overlay: np.ndarray  # uint8 BGR annotated quicklook (downscaled for huge inputs)
     slicks: list[Slick] = field(default_factory=list)  # oil and look-alikes
     ships: list[Ship] = field(default_factory=list)
@@ -78,9 +82,10 @@ class Detection:
 
     @property
     def oil_pixels(self) -> int:
-        return int(np.count_nonzero(self.mask == Cls.OIL))
+        return count_value(self.mask, Cls.OIL)
 
     @property
     def land(self) -> np.ndarray:
         """Bool HxW, True on land."""
-        return np.asarray(self.mask == Cls.LAND)
+        land: np.ndarray = np.asarray(self.mask) == Cls.LAND
+        return land

@@ -24,6 +24,7 @@ from oilspill.sar import features, forms, oilnet
 from oilspill.sar.detector import Analysis, DarkObject, analyse
 from oilspill.sar.overlay import MAX_SIDE
 from oilspill.sar.records import Cls, Ship
+from oilspill.sar.tilemask import TileMask
 
 TILE = 2048  # core size
 MARGIN = 192  # context on each side: more than the background window and most slick widths
@@ -33,12 +34,13 @@ MARGIN = 192  # context on each side: more than the background window and most s
 class Tiled:
     """What the tiled run found, in whole-scene coordinates."""
 
-    mask: np.ndarray
+    mask: TileMask
     objects: list[DarkObject]
     ships: list[Ship]
     thresholds: dict[str, float]
     preview_db: np.ndarray  # quicklook-sized dB image for the overlay
     preview_valid: np.ndarray
+    preview_mask: np.ndarray  # the mask at the quicklook's size
     preview_scale: float
     form: str
     looks: float
@@ -65,7 +67,7 @@ def analyse_tiled(
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
     preview = np.zeros((ph, pw), np.float32)
     pvalid = np.zeros((ph, pw), bool)
-    mask = np.zeros((h, w), np.uint8)
+    mask = TileMask((h, w), tile)
     cores = [
         (y, x, min(y + tile, h), min(x + tile, w))
         for y in range(0, h, tile)
@@ -79,7 +81,7 @@ def analyse_tiled(
         sar = forms.load(pixels[ay0:ay1, ax0:ax1], probe.form, speckle=speckle)
         an = analyse(sar, sigmas, scene_db, net=net)
         cy0, cx0, cy1, cx1 = y0 - ay0, x0 - ax0, y1 - ay0, x1 - ax0
-        mask[y0:y1, x0:x1] = an.mask[cy0:cy1, cx0:cx1]
+        mask.put(y0, x0, an.mask[cy0:cy1, cx0:cx1])
         sy0, sx0 = math.floor(y0 * scale), math.floor(x0 * scale)
         sy1 = ph if y1 == h else math.floor(y1 * scale)
         sx1 = pw if x1 == w else math.floor(x1 * scale)
@@ -105,8 +107,9 @@ def analyse_tiled(
     objects = _join(pieces, mask, (h, w))
     thresholds = dict(results[0][1].thresholds) if results else {}
     thresholds.update(tile_px=tile, tile_margin_px=margin)
-    return Tiled(mask, objects, ships, thresholds, preview, pvalid, scale, probe.form, probe.looks,
-                 probe.units_per_db, probe.sar_like, probe.warnings)  # fmt: skip
+    pmask = mask.decimated((ph, pw))
+    return Tiled(mask, objects, ships, thresholds, preview, pvalid, pmask, scale, probe.form,
+                 probe.looks, probe.units_per_db, probe.sar_like, probe.warnings)  # fmt: skip
 
 
 def _probe(pixels: Pixels, form: str) -> tuple[forms.SarImage, tuple[float, float]]:
@@ -168,7 +171,7 @@ def _clip(o: DarkObject, core: tuple[int, int, int, int]) -> DarkObject | None:
 
 def _join(
     pieces: list[tuple[tuple[int, int, int, int], DarkObject]],
-    mask: np.ndarray,
+    mask: TileMask,
     shape: tuple[int, int],
 ) -> list[DarkObject]:
     """Join pieces that touch across core borders; one class and confidence per object."""
@@ -218,7 +221,7 @@ def _join(
     return out
 
 
-def _merge(objs: list[DarkObject], mask: np.ndarray) -> DarkObject:
+def _merge(objs: list[DarkObject], mask: TileMask) -> DarkObject:
     x0 = min(o.bbox[0] for o in objs)
     y0 = min(o.bbox[1] for o in objs)
     x1 = max(o.bbox[0] + o.bbox[2] for o in objs)
@@ -236,6 +239,5 @@ def _merge(objs: list[DarkObject], mask: np.ndarray) -> DarkObject:
     }
     feats.update(features.shape_features(region))
     cls = int(Cls.OIL if conf >= 0.5 else Cls.LOOKALIKE)
-    view = mask[y0:y1, x0:x1]
-    view[region & ((view == Cls.OIL) | (view == Cls.LOOKALIKE))] = cls
+    mask.paint(x0, y0, region, cls, (Cls.OIL, Cls.LOOKALIKE))
     return DarkObject(cls, conf, (x0, y0, x1 - x0, y1 - y0), region, feats)

@@ -64,10 +64,10 @@ def write_outputs(
         encoded = images.encode(overlay, fmt)
     Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
 
-    mask = np.ascontiguousarray(seg.mask, dtype=np.uint8)
     if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
-        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), mask, raster.georef)
+        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef)
     else:
+        mask = np.ascontiguousarray(np.asarray(seg.mask), dtype=np.uint8)
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
 
     preview = _preview(raster)
