@@ -32,6 +32,8 @@ from oilspill.sar.tilemask import Mask
 NAME = "oilspill-sar"
 VERSION = "0.1.0"
 
+LAND_INTERIOR_PX = 120  # land this far from its edge stays land even where the net sees oil
+LAND_HOLE_PX = 20_000  # "sea" enclosed by land and smaller than this is land (dark relief)
 TILED_ABOVE_PX = 3000 * 3000  # larger rasters go through `tiling` (bounded memory, 2 cores)
 MIN_AREA_PX = 80  # full-resolution pixels; smaller dark spots are speckle or noise
 EDGE_LEVEL = 0.5  # outline where the contrast is this fraction of the object's damping
@@ -79,6 +81,7 @@ def analyse(
     scene_db: float | None = None,
     *,
     net: bool = True,
+    land8: np.ndarray | None = None,
 ) -> Analysis:
     """Run the pipeline on a `SarImage` and return the class mask and objects.
 
@@ -92,11 +95,8 @@ def analyse(
     h, w = db.shape
     noise_db = forms.speckle_std_db(sar.looks)
     h2, w2 = max(1, h // 2), max(1, w // 2)
-    half = cv2.resize(db, (w2, h2), interpolation=cv2.INTER_AREA)
-    valid2 = cv2.resize(valid.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA) > 0.999
-    w8, h8 = max(1, w2 // 4), max(1, h2 // 4)
-    coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
-    valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
+    half, valid2, coarse, valid8 = _pyramid(db, valid)
+    h8, w8 = coarse.shape
 
     prob = oilnet.probability(oilnet.grey8(sar, scene_db)) if net else None
     # The sea level is measured on the sea: not on what the network sees as oil, so a
@@ -108,19 +108,25 @@ def analyse(
             sea8 = valid8 & ~oil8
     rough8 = land.textured(coarse, valid8, noise_db / 8.0)
     bg8 = sea_background(coarse, sea8 & ~rough8, noise_db / 8.0)
-    land8 = land.find_land(coarse, rough8, bg8, valid8)
+    if land8 is None:
+        land8 = land.find_land(coarse, rough8, bg8, valid8)
+    else:  # the scene's land (tiled scenes): decided once, continuous across tiles
+        land8 = _fit(land8, coarse.shape) & valid8
     if land8.any():
         bg8 = sea_background(coarse, sea8 & ~land8, noise_db / 8.0)
     bg2 = cv2.resize(bg8, (w2, h2), interpolation=cv2.INTER_LINEAR)
     bg = cv2.resize(bg8, (w, h), interpolation=cv2.INTER_LINEAR)
     land2 = land.refine_land(land8, cv2.blur(half, (5, 5)), bg2, valid2)
     if prob is not None and land2.any():
-        # Oil is dark and land bright: where the network sees oil, "land" is open sea judged
-        # against a background that the oil itself pulled down (a patch mostly oil).
+        # Oil is dark and land bright: where the network sees oil near the edge of "land",
+        # that land is open sea judged against a background the oil itself pulled down (a
+        # patch mostly oil). Deep inside land, dark relief is land whatever the network says.
         net_oil2 = (
             cv2.resize(prob, (w2, h2), interpolation=cv2.INTER_AREA) >= oilnet.info().threshold
         )
-        land2 &= ~net_oil2
+        interior = land.interior(land2, LAND_INTERIOR_PX // 2)
+        land2 &= ~(net_oil2 & ~interior)
+    land2 = land.fill_enclosed(land2, valid2, LAND_HOLE_PX // 4)
     is_land = cv2.resize(land2.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
 
     sea2 = valid2 & ~land2
@@ -527,6 +533,34 @@ def _major_axis(region: np.ndarray) -> float:
     return 0.5 * math.atan2(2.0 * m["mu11"], m["mu20"] - m["mu02"])
 
 
+def _pyramid(
+    db: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Half resolution and 1/8 resolution (coarse cells) of a dB image and its validity."""
+    h, w = db.shape
+    h2, w2 = max(1, h // 2), max(1, w // 2)
+    half = cv2.resize(db, (w2, h2), interpolation=cv2.INTER_AREA)
+    valid2 = cv2.resize(valid.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA) > 0.999
+    w8, h8 = max(1, w2 // 4), max(1, h2 // 4)
+    coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
+    valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
+    return half, valid2, coarse, valid8
+
+
+def coarse_cells(db: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 1/8-resolution cells of a dB image, as the detector makes them, and their validity."""
+    _, _, coarse, valid8 = _pyramid(db, valid)
+    return coarse, valid8
+
+
+def _fit(cells: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`cells` cut or padded (False) to `shape`."""
+    out = np.zeros(shape[:2], bool)
+    h, w = min(shape[0], cells.shape[0]), min(shape[1], cells.shape[1])
+    out[:h, :w] = cells[:h, :w]
+    return out
+
+
 def sea_background(coarse: np.ndarray, ok: np.ndarray, noise8: float) -> np.ndarray:
     """Robust local sea level (dB) at 1/8 resolution by normalised convolution.
 
@@ -552,6 +586,8 @@ def _normalised_box(x: np.ndarray, wts: np.ndarray, k: int, fallback: float) -> 
     k2 = 3 * k
     num2 = cv2.blur(x * wts, (k2, k2), borderType=cv2.BORDER_REFLECT)
     den2 = cv2.blur(wts, (k2, k2), borderType=cv2.BORDER_REFLECT)
-    wide = np.where(den2 > 1e-3, num2 / np.maximum(den2, 1e-6), fallback)
+    # A wide estimate rests on at least 1 % of its box (56 cells): a handful of smooth cells
+    # inside textured land (flat, saturated relief) is no sea level; the scene's is used.
+    wide = np.where(den2 > 0.01, num2 / np.maximum(den2, 1e-6), fallback)
     out = np.where(den > 0.05, num / np.maximum(den, 1e-6), wide)
     return out.astype(np.float32)

@@ -29,7 +29,12 @@ def textured(coarse: np.ndarray, valid: np.ndarray, noise8: float) -> np.ndarray
 
 
 def find_land(
-    coarse: np.ndarray, textured_cells: np.ndarray, sea_bg: np.ndarray, valid: np.ndarray
+    coarse: np.ndarray,
+    textured_cells: np.ndarray,
+    sea_bg: np.ndarray,
+    valid: np.ndarray,
+    *,
+    min_cells: int | None = None,
 ) -> np.ndarray:
     """Land cells of a 1/8-resolution dB image: large textured areas brighter than the sea.
 
@@ -43,7 +48,8 @@ def find_land(
     cand = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     n, lab, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
-    min_cells = max(150, int(0.01 * coarse.size))
+    if min_cells is None:
+        min_cells = max(150, int(0.01 * coarse.size))
     land = np.zeros(coarse.shape, bool)
     for i in range(1, n):
         if stats[i, cv2.CC_STAT_AREA] < min_cells:
@@ -73,3 +79,27 @@ def refine_land(
     out = cv2.medianBlur(out.astype(np.uint8), 5).astype(bool) | core
     land: np.ndarray = out & valid
     return land
+
+
+def interior(land: np.ndarray, depth: int) -> np.ndarray:
+    """Land at least `depth` cells from its edge."""
+    k = 2 * depth + 1
+    out: np.ndarray = cv2.erode(land.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+    return out
+
+
+def fill_enclosed(land: np.ndarray, valid: np.ndarray, max_cells: int) -> np.ndarray:
+    """Land with its small holes filled: valid non-land areas smaller than `max_cells`,
+    bounded by land (and maybe the image's edge), are dark relief, not water.
+
+    The image's edge does not make a hole water: a tile's edge cuts land anywhere.
+    """
+    if not land.any():
+        return land
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(
+        (~land & valid).astype(np.uint8), connectivity=4
+    )
+    small = stats[:, cv2.CC_STAT_AREA] <= max_cells
+    small[0] = False
+    out: np.ndarray = land | small[lab]
+    return out

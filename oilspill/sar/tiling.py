@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 
 from oilspill.io.images import Pixels
-from oilspill.sar import features, forms, oilnet
-from oilspill.sar.detector import Analysis, DarkObject, analyse
+from oilspill.sar import features, forms, land, oilnet
+from oilspill.sar.detector import Analysis, DarkObject, analyse, coarse_cells, sea_background
 from oilspill.sar.overlay import MAX_SIDE
 from oilspill.sar.records import Cls, Ship
 from oilspill.sar.tilemask import TileMask
@@ -63,6 +63,7 @@ def analyse_tiled(
     probe, sigmas = _probe(pixels, form)
     scene_db = oilnet.scene_level(probe.db, probe.valid)
     speckle = (probe.looks, probe.units_per_db)
+    land8 = scene_land(pixels, probe.form, speckle, tile=tile, margin=margin, workers=workers)
     scale = min(1.0, MAX_SIDE / max(h, w))
     ph, pw = max(1, round(h * scale)), max(1, round(w * scale))
     preview = np.zeros((ph, pw), np.float32)
@@ -79,7 +80,8 @@ def analyse_tiled(
         ay0, ax0 = max(y0 - margin, 0), max(x0 - margin, 0)
         ay1, ax1 = min(y1 + margin, h), min(x1 + margin, w)
         sar = forms.load(pixels[ay0:ay1, ax0:ax1], probe.form, speckle=speckle)
-        an = analyse(sar, sigmas, scene_db, net=net)
+        crop = land8[ay0 // 8 : ay0 // 8 + (ay1 - ay0) // 8, ax0 // 8 : ax0 // 8 + (ax1 - ax0) // 8]
+        an = analyse(sar, sigmas, scene_db, net=net, land8=crop)
         cy0, cx0, cy1, cx1 = y0 - ay0, x0 - ax0, y1 - ay0, x1 - ax0
         mask.put(y0, x0, an.mask[cy0:cy1, cx0:cx1])
         sy0, sx0 = math.floor(y0 * scale), math.floor(x0 * scale)
@@ -110,6 +112,47 @@ def analyse_tiled(
     pmask = mask.decimated((ph, pw))
     return Tiled(mask, objects, ships, thresholds, preview, pvalid, pmask, scale, probe.form,
                  probe.looks, probe.units_per_db, probe.sar_like, probe.warnings)  # fmt: skip
+
+
+def scene_land(
+    pixels: Pixels,
+    form: str,
+    speckle: tuple[float, float],
+    *,
+    tile: int = TILE,
+    margin: int = MARGIN,
+    workers: int = 2,
+) -> np.ndarray:
+    """Land of the whole scene at 1/8 resolution (the detector's coarse cells), found once.
+
+    Land is a property of the scene, not of a tile: a tile that is all land has no sea
+    to judge brightness against, and a coast cut by a tile border must not end there.
+    The scene is read block by block into the coarse grid the detector uses (cell (i, j)
+    covers pixels 8i..8i+7, 8j..8j+7), and the detector's land rule runs on all of it.
+    """
+    h, w = int(pixels.shape[0]), int(pixels.shape[1])
+    h8, w8 = h // 8, w // 8
+    coarse = np.zeros((h8, w8), np.float32)
+    valid8 = np.zeros((h8, w8), bool)
+    step = 2048
+
+    def block(yx: tuple[int, int]) -> None:
+        y0, x0 = yx
+        y1, x1 = min(y0 + step, h8 * 8), min(x0 + step, w8 * 8)
+        sar = forms.load(pixels[y0:y1, x0:x1], form, speckle=speckle)
+        c, v = coarse_cells(sar.db, sar.valid)
+        coarse[y0 // 8 : y1 // 8, x0 // 8 : x1 // 8] = c
+        valid8[y0 // 8 : y1 // 8, x0 // 8 : x1 // 8] = v
+
+    starts = [(y, x) for y in range(0, h8 * 8, step) for x in range(0, w8 * 8, step)]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(block, starts))
+    noise8 = forms.speckle_std_db(speckle[0]) / 8.0
+    rough8 = land.textured(coarse, valid8, noise8)
+    bg8 = sea_background(coarse, valid8 & ~rough8, noise8)
+    # The size rule of one whole tile: what a tile would keep, the scene keeps.
+    min_cells = max(150, int(0.01 * ((tile + 2 * margin) // 8) ** 2))
+    return land.find_land(coarse, rough8, bg8, valid8, min_cells=min_cells)
 
 
 def _probe(pixels: Pixels, form: str) -> tuple[forms.SarImage, tuple[float, float]]:

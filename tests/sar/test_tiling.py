@@ -66,3 +66,45 @@ def test_large_raster_is_tiled_with_a_downscaled_overlay() -> None:
     assert seg.mask.shape == img.shape
     assert max(seg.overlay.shape[:2]) == 4096
     assert sum(s.cls == Cls.OIL for s in seg.slicks) == 42  # 6 x 7 copies (cut ones too), once
+
+
+def test_land_across_tile_borders_gets_no_oil() -> None:
+    # A 3000 x 2000 coast whose land corner once passed for sea (its background measured
+    # on a few flat land cells), cut by 1024-px tiles.
+    from oilspill.sar import synth
+
+    scene = synth.make_scene(22, (3000, 2000))
+    land = scene.truth == Cls.LAND
+    assert land.mean() > 0.15
+    for mask in (
+        np.asarray(sar.detect(scene.image).mask),
+        np.asarray(tiling.analyse_tiled(scene.image, tile=1024).mask),
+    ):
+        assert np.count_nonzero((mask == Cls.OIL) & land) == 0
+        found = mask == Cls.LAND
+        assert np.count_nonzero(found & land) / np.count_nonzero(found | land) > 0.98
+
+
+def test_tiles_that_are_all_land_stay_land() -> None:
+    # 3600 x 2400 in 1024-px tiles: the left two tile columns are all textured land with
+    # dark relief (as dark as the sea) in them; a tile alone has no sea to judge land by.
+    from oilspill.sar import _shapes
+
+    rng = np.random.default_rng(5)
+    h, w = 2400, 3600
+    db = np.full((h, w), -9.0, np.float32)
+    land = np.zeros((h, w), bool)
+    land[:, :2300] = True
+    relief = _shapes.smooth_field(rng, (h, w), scale=25.0, amp=3.0)
+    relief += _shapes.smooth_field(rng, (h, w), scale=6.0, amp=2.0)
+    db[land] = (1.0 + relief)[land]
+    for cx, cy in [(400, 500), (1200, 1500), (700, 2000), (1600, 400)]:
+        blob = np.zeros((h, w), np.uint8)
+        cv2.ellipse(blob, (cx, cy), (160, 60), 30, 0, 360, 1, -1)
+        db[blob > 0] -= 9.0
+    lin = 10 ** (db / 10) * rng.gamma(4, 1 / 4, db.shape)
+    img = np.clip((10 * np.log10(lin) + 30) * 6, 0, 255).astype(np.uint8)
+    mask = np.asarray(tiling.analyse_tiled(img, tile=1024).mask)
+    assert np.count_nonzero(np.isin(mask, (Cls.OIL, Cls.LOOKALIKE)) & land) == 0
+    found = mask == Cls.LAND
+    assert np.count_nonzero(found & land) / np.count_nonzero(found | land) > 0.99
