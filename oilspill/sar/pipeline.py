@@ -47,6 +47,7 @@ def detect(
             t.preview_db, t.preview_valid, t.preview_mask, slicks, an.ships, scale=t.preview_scale
         )
         meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
+        overlay_scale = t.preview_scale
     else:
         assert isinstance(values, np.ndarray)
         sar = forms.load(values, form)
@@ -55,6 +56,7 @@ def detect(
         assert isinstance(an.mask, np.ndarray)
         overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
         meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
+        overlay_scale = 1.0
     info: dict[str, Any] = {
         "detector": NAME if net else NAME + " (classical only)",
         "version": VERSION,
@@ -64,6 +66,7 @@ def detect(
         "units_per_db": round(meta[3], 3),
         "thresholds": an.thresholds,
         "pixel_size_m": list(px) if px else None,
+        "overlay_scale": round(overlay_scale, 6),  # overlay pixels per input pixel (<1: reduced)
         "warnings": list(meta[4]),
     }
     if px is None:
