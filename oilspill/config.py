@@ -76,6 +76,9 @@ class Settings:
     max_uncompressed_mb: int = _setting(8192, "Most bytes all entries may unpack to, in MiB.")
     max_ratio: int = _setting(200, "Highest compression ratio of an entry (zip-bomb guard).")
     max_image_mpx: int = _setting(500, "Largest image, in megapixels (decompression-bomb guard).")
+    min_free_mb: int = _setting(
+        1024, "Free disk space the data folder keeps, in MiB: uploads that would go below get 507."
+    )
     max_queued_jobs: int = _setting(100, "Jobs waiting or running before uploads get 503.")
     cors_origins: str = _setting("*", "Comma-separated origins allowed by CORS ('*' for any).")
     backend: str = _setting("sar", "Segmenter: 'sar' (embedded detector) or 'http' (remote).")

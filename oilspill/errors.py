@@ -82,6 +82,13 @@ class Busy(OilspillError):
         self.retry_after = retry_after
 
 
+class DiskFull(OilspillError):
+    """The data folder's disk is below its free-space floor; nothing was kept."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 class ImageError(OilspillError):
     """One image cannot be read or segmented; it is reported and the job goes on."""
 

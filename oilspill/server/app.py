@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mimetypes
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -28,7 +32,15 @@ from starlette.staticfiles import StaticFiles
 from oilspill import __version__
 from oilspill.backends.base import Segmenter
 from oilspill.config import Settings
-from oilspill.errors import Busy, ImageError, NotFound, OilspillError, error_body
+from oilspill.errors import (
+    ArchiveTooLarge,
+    Busy,
+    DiskFull,
+    ImageError,
+    NotFound,
+    OilspillError,
+    error_body,
+)
 from oilspill.io import images
 from oilspill.server import archive, resources, results
 from oilspill.server.jobs import ItemStatus, Job
@@ -64,11 +76,21 @@ async def error_response(request: Request, exc: Exception) -> Response:
 async def _receive_job(request: Request) -> Job:
     service = _service(request)
     service.check_accepting()
+    room = await service.check_disk()
     path = service.store.new_upload_path()
     try:
-        upload_name = await receive_file(
-            request, path, field="file", max_bytes=service.settings.max_upload_bytes
-        )
+        try:
+            upload_name = await receive_file(
+                request, path, field="file", max_bytes=min(service.settings.max_upload_bytes, room)
+            )
+        except ArchiveTooLarge as exc:
+            if room < service.settings.max_upload_bytes:
+                raise DiskFull(
+                    f"the upload does not fit on the server's disk above the "
+                    f"{service.settings.min_free_mb} MiB it keeps free (--min-free-mb); "
+                    "nothing was kept: try again later, or send a smaller zip"
+                ) from exc
+            raise
     except BaseException:
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         raise
@@ -163,13 +185,52 @@ async def legacy_time_left(request: Request) -> Response:
 
 # Results ---------------------------------------------------------------------
 async def _zip_response(service: Service, job: Job) -> Response:
+    """The result zip, streamed under a read lease: expiry or DELETE waits for it to end."""
     service.finished_job(job)
-    result = await anyio.to_thread.run_sync(archive.build, service.store, job)
+    service.lease(job)
+    try:
+        result = await anyio.to_thread.run_sync(archive.build, service.store, job)
+    except BaseException:
+        service.release(job.id)
+        raise
     headers = {
         "Content-Disposition": f'attachment; filename="result_{job.user_hash}.zip"',
         "Content-Length": str(result.size),
     }
-    return StreamingResponse(iter(result), media_type="application/zip", headers=headers)
+    body = _leased(service, job.id, iterate_in_threadpool(iter(result)))
+    return StreamingResponse(body, media_type="application/zip", headers=headers)
+
+
+async def _leased(
+    service: Service, job_id: str, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """Pass `chunks` through, releasing the job's read lease when done, failed or dropped."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        service.release(job_id)
+
+
+async def _open_file(path: Path, job: Job, headers: dict[str, str]) -> Response:
+    """Stream one output file, opened now: a deletion after this cannot cut it short."""
+    try:
+        fh = await anyio.open_file(path, "rb")
+    except FileNotFoundError:
+        raise NotFound(f"the files of job {job.id} are gone (expired or deleted)") from None
+    size = (await anyio.to_thread.run_sync(os.fstat, fh.wrapped.fileno())).st_size
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await fh.read(1 << 16):
+                yield chunk
+        finally:
+            await fh.aclose()
+
+    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return StreamingResponse(
+        body(), media_type=media, headers={**headers, "Content-Length": str(size)}
+    )
 
 
 async def legacy_download(request: Request) -> Response:
@@ -236,7 +297,7 @@ async def image_file(request: Request) -> Response:
     if suffix is None:
         raise NotFound(f"no image kind {kind!r}; use one of {', '.join(results.KINDS)}")
     path = service.store.out_path(job.id, index, suffix)
-    return FileResponse(path, headers={"Cache-Control": "private, max-age=600"})
+    return await _open_file(path, job, {"Cache-Control": "private, max-age=600"})
 
 
 # Health and the old ML service -------------------------------------------------
@@ -245,11 +306,13 @@ async def healthz(request: Request) -> Response:
     summary: Liveness and load
     responses:
       200: {description: Status, backend, workers, jobs and queued images}
+      503: {description: The worker pool or the TTL scheduler has died (status "broken")}
     """
     service = _service(request)
+    alive = service.runner.alive and service.expiry.alive
     return JSONResponse(
         {
-            "status": "ok" if service.accepting else "stopping",
+            "status": ("ok" if service.accepting else "stopping") if alive else "broken",
             "version": __version__,
             "backend": service.segmenter.name,
             "workers": service.runner.concurrency,
@@ -257,7 +320,8 @@ async def healthz(request: Request) -> Response:
             "queued_images": service.runner.queued_images,
             "ttl": service.settings.ttl,
             "max_upload_bytes": service.settings.max_upload_bytes,
-        }
+        },
+        200 if alive else 503,
     )
 
 
@@ -333,6 +397,7 @@ def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starle
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         async with Service(settings, segmenter) as service:
+            app.state.service = service  # for tests and debugging; handlers use request.state
             yield {"service": service}
 
     job = "/api/v1/jobs/{job_id}"

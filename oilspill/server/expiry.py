@@ -22,6 +22,12 @@ class Expiry:
         self._on_expire = on_expire
         self._heap: list[tuple[float, str]] = []
         self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        """False once the scheduler's task has ended (nothing would expire any more)."""
+        return self._task is None or not self._task.done()
 
     def __repr__(self) -> str:
         return f"<Expiry scheduled={len(self._heap)}>"
@@ -31,6 +37,7 @@ class Expiry:
         self._wake.set()
 
     async def run(self) -> None:
+        self._task = asyncio.current_task()
         while True:
             self._wake.clear()
             now = time.time()

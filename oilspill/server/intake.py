@@ -10,6 +10,7 @@ that makes readable text (cp866 Cyrillic from Windows, cp1251, cp437).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import posixpath
 import shutil
@@ -17,6 +18,7 @@ import stat
 import unicodedata
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -144,9 +146,19 @@ def open_zip(path: Path) -> zipfile.ZipFile:
         raise BadArchive(f"the upload cannot be read as a zip: {exc}") from exc
 
 
+WHOLE_RATIO_ABOVE = 64 << 20  # below this many bytes unpacked, a zip's overall ratio is harmless
+
+
 def check_entries(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.ZipInfo, str]]:
-    """Validate every entry before unpacking; return (entry, decoded name) of the files."""
+    """Validate every entry before unpacking; return (entry, decoded name) of the files.
+
+    Refused: too many entries, unsafe names, links, encryption, unknown methods, an
+    entry or the whole archive expanding more than `max_ratio` (a bomb of many small
+    entries is caught by the whole), entries whose data overlap (a bomb by construction:
+    one deflated stream counted many times), and more bytes than the limit.
+    """
     infos = zf.infolist()
+    _check_no_overlap(zf, infos)
     if len(infos) > limits.max_entries:
         raise ArchiveTooLarge(
             f"the zip has {len(infos)} entries, more than {limits.max_entries} "
@@ -181,12 +193,48 @@ def check_entries(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.Zip
                 "this looks like a zip bomb"
             )
         files.append((info, name))
+    archive_bytes = _archive_size(zf)
+    if total > WHOLE_RATIO_ABOVE and total / max(archive_bytes, 1) > limits.max_ratio:
+        raise ArchiveTooLarge(
+            f"the zip's entries expand {total / max(archive_bytes, 1):.0f}x in all "
+            f"(limit {limits.max_ratio}x): this looks like a zip bomb"
+        )
     if total > limits.max_uncompressed_bytes:
         raise ArchiveTooLarge(
             f"the zip unpacks to {total / 2**20:.0f} MiB, more than "
             f"{limits.max_uncompressed_bytes / 2**20:.0f} MiB (raise --max-uncompressed-mb)"
         )
     return files
+
+
+def _archive_size(zf: zipfile.ZipFile) -> int:
+    fp = zf.fp
+    if fp is None:
+        return 0
+    pos = fp.tell()
+    try:
+        return int(fp.seek(0, 2))
+    finally:
+        fp.seek(pos)
+
+
+def _check_no_overlap(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+    """Refuse entries whose local header and data overlap another's (or the directory)."""
+    spans = []
+    for info in infos:
+        codec = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        name_len = len(info.orig_filename.encode(codec, errors="replace"))
+        spans.append((info.header_offset, info.header_offset + 30 + name_len + info.compress_size))
+    spans.sort()
+    directory = getattr(zf, "start_dir", None)
+    for (start, end), (next_start, _) in itertools.pairwise(spans):
+        if next_start < end:
+            raise ArchiveTooLarge(
+                f"zip entries overlap (bytes {next_start} and {start}-{end}): one stream "
+                "counted several times is a zip bomb; re-create the zip"
+            )
+    if spans and directory is not None and spans[-1][1] > directory:
+        raise BadArchive("the last entry runs into the zip's directory; the zip is damaged")
 
 
 def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
@@ -207,11 +255,15 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
                 continue
             dest = input_dir / f"{len(result.items):05d}"
             try:
-                head, size = _extract(zf, info, name, dest, budget)
+                extracted = _extract(zf, info, name, dest, budget, _worth_unpacking)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
                 raise BadArchive(
                     f"entry {name!r} is damaged ({exc}); the zip may be truncated"
                 ) from exc
+            if extracted is None:  # not an image by its first bytes nor by its name
+                result.skipped.append(name)
+                continue
+            head, size = extracted
             budget -= size
             _admit(result, taken, name, dest, head, limits)
     return _checked(result)
@@ -280,7 +332,7 @@ def _unpack_products(
             target = dest / name[len(prefix) + 1 :]
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                _, size = _extract(zf, by_name[name], name, target, budget - written)
+                size = _copy(zf, by_name[name], name, target, budget - written)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
                 raise BadArchive(
                     f"entry {name!r} is damaged ({exc}); the zip may be truncated"
@@ -303,7 +355,7 @@ def _unpack_inner_product(
     """A product zip inside the upload: copy it out, unpack its product, delete the copy."""
     inner = input_dir / f".inner-{len(result.items):05d}.zip"
     try:
-        _, size = _extract(zf, info, name, inner, budget)
+        size = _copy(zf, info, name, inner, budget)
         with open_zip(inner) as izf:
             entries = check_entries(izf, limits)
             if not safe.product_members([n for _, n in entries]):
@@ -394,22 +446,47 @@ def _mask_name(name: str, georeferenced: bool) -> str:
     return f"masks/{stem}.{'tif' if georeferenced else 'png'}"
 
 
+def _worth_unpacking(name: str, head: bytes) -> bool:
+    """An image by content, or a file named like one (its error is then reported)."""
+    return images.sniff(head) is not None or images.format_for_name(name) is not None
+
+
+def _copy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, dest: Path, budget: int) -> int:
+    """Copy one entry whatever it holds; the bytes written."""
+    copied = _extract(zf, info, name, dest, budget)
+    assert copied is not None
+    return copied[1]
+
+
 def _extract(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, dest: Path, budget: int
-) -> tuple[bytes, int]:
-    """Copy one entry in chunks, counting real bytes against its declared size and the budget."""
-    head = b""
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    name: str,
+    dest: Path,
+    budget: int,
+    wanted: Callable[[str, bytes], bool] | None = None,
+) -> tuple[bytes, int] | None:
+    """Copy one entry in chunks, counting real bytes against its declared size and the budget.
+
+    With `wanted`, the first 64 bytes are inflated and judged first: an unwanted entry
+    is never inflated further (None), so a refused bomb costs no CPU.
+    """
     size = 0
-    with zf.open(info) as src, dest.open("wb") as out:
-        while chunk := src.read(_CHUNK):
-            if not head:
-                head = chunk[:64]
-            size += len(chunk)
-            if size > info.file_size or size > budget:
-                raise ArchiveTooLarge(
-                    f"entry {name!r} unpacks to more than it declares; this looks like a zip bomb"
-                )
-            out.write(chunk)
+    with zf.open(info) as src:
+        head = src.read(64)
+        if wanted is not None and not wanted(name, head):
+            return None
+        with dest.open("wb") as out:
+            chunk = head
+            while chunk:
+                size += len(chunk)
+                if size > info.file_size or size > budget:
+                    raise ArchiveTooLarge(
+                        f"entry {name!r} unpacks to more than it declares or the job may "
+                        "hold; this looks like a zip bomb"
+                    )
+                out.write(chunk)
+                chunk = src.read(_CHUNK)
     return head, size
 
 

@@ -80,6 +80,11 @@ class Runner:
     def queued_images(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def alive(self) -> bool:
+        """True while every worker task runs (or the pool is stopping on purpose)."""
+        return self._stopping or all(not t.done() for t in self._workers)
+
     def enqueue(self, job: Job) -> None:
         pending = [item for item in job.items if item.status is ItemStatus.PENDING]
         if pending:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +25,7 @@ import anyio.to_thread
 from oilspill.backends import CpuPool, make_segmenter
 from oilspill.backends.base import Segmenter
 from oilspill.config import Settings
-from oilspill.errors import Busy, ExpiredOrDeleted, NotFound, NotReady
+from oilspill.errors import ArchiveTooLarge, Busy, DiskFull, ExpiredOrDeleted, NotFound, NotReady
 from oilspill.server import intake
 from oilspill.server.expiry import Expiry
 from oilspill.server.jobs import Job
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 
 
 class Service:
+    READ_GRACE_S = 3600.0  # longest a deletion waits for the downloads that started before it
+
     def __init__(self, settings: Settings, segmenter: Segmenter | None = None) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
@@ -58,6 +62,9 @@ class Service:
         # "gone" from "never existed"; bounded, oldest forgotten first.
         self._gone: OrderedDict[str, str] = OrderedDict()
         self.accepting = False
+        self._readers: dict[str, int] = {}  # job id -> requests streaming its files
+        self._idle: dict[str, asyncio.Event] = {}  # set when a job's last reader is done
+        self._deleting: set[asyncio.Task[None]] = set()
         self._stack = contextlib.AsyncExitStack()
         self.limits = intake.Limits(
             max_entries=settings.max_entries,
@@ -97,6 +104,9 @@ class Service:
     ) -> None:
         self.accepting = False
         await self.runner.stop(self.settings.shutdown_grace)
+        for task in list(self._deleting):  # files stay; the restart deletes them
+            task.cancel()
+        await asyncio.gather(*self._deleting, return_exceptions=True)
         await self._stack.aclose()
         await self.segmenter.aclose()
         log.info("service stopped: %r", self.runner)
@@ -139,6 +149,19 @@ class Service:
                 retry_after=30,
             )
 
+    async def check_disk(self) -> int:
+        """Bytes the data folder may still take above its free-space floor; DiskFull if none."""
+        usage = await anyio.to_thread.run_sync(shutil.disk_usage, self.store.root)
+        floor = self.settings.min_free_mb << 20
+        room = usage.free - floor
+        if room <= 0:
+            raise DiskFull(
+                f"the server's disk has {usage.free >> 20} MiB free, under the {floor >> 20} MiB "
+                "it keeps free (--min-free-mb): nothing was kept; try again later, or ask its "
+                "operator to free space"
+            )
+        return room
+
     async def create_job(self, zip_path: Path, upload_name: str = "") -> Job:
         """Unpack an uploaded zip into a new job and queue it. The zip is deleted either way."""
         try:
@@ -155,10 +178,22 @@ class Service:
         self, fill: Callable[[Path, intake.Limits], intake.Unpacked], upload_name: str = ""
     ) -> Job:
         self.check_accepting()
+        room = await self.check_disk()
+        limits = dataclasses.replace(
+            self.limits, max_uncompressed_bytes=min(self.limits.max_uncompressed_bytes, room)
+        )
         job_id = new_id()
         job_dir = self.store.job_dir(job_id)
         try:
-            unpacked = await anyio.to_thread.run_sync(fill, job_dir / "input", self.limits)
+            try:
+                unpacked = await anyio.to_thread.run_sync(fill, job_dir / "input", limits)
+            except ArchiveTooLarge as exc:
+                if limits.max_uncompressed_bytes < self.limits.max_uncompressed_bytes:
+                    raise DiskFull(
+                        f"{exc.message}; the disk has room for {room >> 20} MiB above the "
+                        f"{self.settings.min_free_mb} MiB it keeps free (--min-free-mb)"
+                    ) from exc
+                raise
             (job_dir / "out").mkdir()
             job = Job(
                 id=job_id,
@@ -213,13 +248,61 @@ class Service:
             )
         return job
 
+    # Who owns a job's files: the runner writes them until the job is final; readers
+    # (downloads, images) hold a lease while they stream; expiry and DELETE first make the
+    # job unreachable (new requests get 404/410), then wait for the leases to end, then
+    # delete. A download never loses a file it is streaming, and no request gets a 500.
+    def lease(self, job: Job) -> None:
+        """Take a read lease on a live job's files (release it with `release`)."""
+        if job.id not in self.jobs:
+            raise self._missing("job", job.id)
+        self._readers[job.id] = self._readers.get(job.id, 0) + 1
+
+    def release(self, job_id: str) -> None:
+        left = self._readers.get(job_id, 0) - 1
+        if left > 0:
+            self._readers[job_id] = left
+            return
+        self._readers.pop(job_id, None)
+        idle = self._idle.pop(job_id, None)
+        if idle is not None:
+            idle.set()
+
+    async def _delete_when_unread(self, job_id: str) -> None:
+        if self._readers.get(job_id):
+            idle = self._idle.setdefault(job_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.READ_GRACE_S):
+                    await idle.wait()
+        await anyio.to_thread.run_sync(self.store.delete, job_id)
+
+    async def _remove(self, job_id: str, why: str) -> None:
+        """Delete a forgotten job's files now, or once its readers are done (in the background)."""
+        if not self._readers.get(job_id):
+            await anyio.to_thread.run_sync(self.store.delete, job_id)
+            log.info("job %s %s; files deleted", job_id, why)
+            return
+        log.info("job %s %s; files go when its %d downloads end", job_id, why,
+                 self._readers[job_id])  # fmt: skip
+        task = asyncio.create_task(self._delete_when_unread(job_id), name=f"delete-{job_id}")
+        self._deleting.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._deleting.discard(t)
+            if not t.cancelled() and t.exception() is None:
+                log.info("job %s %s; files deleted", job_id, why)
+            elif not t.cancelled():
+                log.error("job %s: could not delete its files: %r", job_id, t.exception())
+
+        task.add_done_callback(done)
+
     async def delete(self, job_id: str) -> None:
-        """Cancel a job and delete its files now."""
+        """Cancel a job; its files go as soon as no download or image request reads them."""
         job = self.get(job_id)
         self.runner.cancel(job.id)
+        await anyio.to_thread.run_sync(self.store.mark_deleted, job.id)
         self._forget(job, "deleted")
-        await anyio.to_thread.run_sync(self.store.delete, job.id)
-        log.info("job %s deleted on request", job.id)
+        await self._remove(job.id, "deleted on request")
 
     def _forget(self, job: Job, reason: Literal["expired", "deleted"]) -> None:
         self.jobs.pop(job.id, None)
@@ -238,5 +321,4 @@ class Service:
         if job is None or job.expires_at != deadline:
             return
         self._forget(job, "expired")
-        await anyio.to_thread.run_sync(self.store.delete, job_id)
-        log.info("job %s expired; files deleted", job_id)
+        await self._remove(job_id, "expired")

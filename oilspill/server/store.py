@@ -39,6 +39,7 @@ _ID = re.compile(r"^[0-9a-f]{32}$")
 UPLOADS = ".uploads"
 QUARANTINE = ".quarantine"  # job folders that could not be read at start, kept for a person
 TRASH = ".trash"  # deleted job folders, renamed here first so a deletion is atomic
+DELETED = ".deleted"  # in a job folder: deleted on request, files still being read
 LOCK = ".lock"  # held by the one server that owns this data folder
 RECORD_SUFFIX = ".record.json"  # an image's record: its summary, slicks, ships, detector
 
@@ -140,8 +141,9 @@ class JobStore:
         write_json(self.job_dir(job.id) / "meta.json", job.to_meta())
 
     def save_item_result(self, job_id: str, index: int, result: dict[str, Any]) -> None:
-        # No fsync: losing this file in a power cut only means the image is redone.
-        write_json(self.out_path(job_id, index, RECORD_SUFFIX), result, fsync=False)
+        # Durable before the image's input is deleted: else a power cut could lose both,
+        # and the image could be neither redone nor reported.
+        write_json(self.out_path(job_id, index, RECORD_SUFFIX), result, fsync=True)
 
     def load_item_result(self, job_id: str, index: int) -> dict[str, Any] | None:
         try:
@@ -164,14 +166,25 @@ class JobStore:
             return
         shutil.rmtree(moved, ignore_errors=True)
 
+    def mark_deleted(self, job_id: str) -> None:
+        """Record that a job was deleted, before its files go (they may still be read):
+        a restart in between deletes it instead of bringing it back."""
+        write_atomic(self.job_dir(job_id) / DELETED, b"", fsync=True)
+
     def load_all(self) -> list[Job]:
-        """Read every job folder; put aside (never delete) folders that hold no readable job."""
+        """Read every job folder; put aside (never delete) folders that hold no readable job.
+
+        Folders of jobs deleted on request (their marker written) are deleted now.
+        """
         jobs = []
         for path in sorted(self.root.iterdir()):
             if path.name.startswith("."):
                 continue
             if not path.is_dir() or not _ID.fullmatch(path.name):
                 log.warning("ignoring %s: not a job folder", path)
+                continue
+            if (path / DELETED).exists():
+                self.delete(path.name)
                 continue
             try:
                 job = Job.from_meta(json.loads((path / "meta.json").read_bytes()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -9,6 +10,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -403,3 +405,54 @@ def test_a_job_whose_every_image_failed_is_legacy_success_and_v1_failed(
     job = client.get(f"/api/v1/jobs/{body['job_id']}").json()
     assert job["state"] == "failed" and "none of the 1 images" in job["error"]
     assert client.get(f"/api/download/{body['user_hash']}").status_code == 200
+
+
+def test_uploads_below_the_free_space_floor_get_507_and_leave_nothing(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = make_client(min_free_mb=1 << 30)  # a floor no disk reaches
+    response = upload(client, image_zip(1))
+    assert response.status_code == 507
+    body = response.json()
+    assert body["error"] == "insufficient_storage" and "--min-free-mb" in body["detail"]
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def test_a_zip_that_would_unpack_past_the_floor_gets_507(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    import shutil
+
+    free_mb = shutil.disk_usage(tmp_path).free >> 20
+    client = make_client(min_free_mb=free_mb - 4, max_ratio=10**6)  # ~4 MiB of room
+    big = make_zip({"zeros.png": b"\x89PNG\r\n\x1a\n" + bytes(64 << 20)})
+    response = upload(client, big)
+    assert response.status_code == 507, response.text
+    assert "--min-free-mb" in response.json()["detail"]
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.name != ".lock"]
+
+
+def test_healthz_says_broken_when_the_worker_pool_died(client: TestClient) -> None:
+    assert client.get("/healthz").json()["status"] == "ok"
+    service = client.app.state.service  # type: ignore[attr-defined]
+    for task in service.runner._workers:
+        client.portal.call(_cancel, task)  # type: ignore[union-attr]
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["status"] == "broken"
+
+
+async def _cancel(task: Any) -> None:
+    import asyncio
+
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def test_an_output_file_gone_from_disk_is_404_not_500(client: TestClient, tmp_path: Path) -> None:
+    body = upload(client, image_zip(1)).json()
+    wait_for(client, body["job_id"])
+    for path in (tmp_path / "data" / body["job_id"] / "out").glob("*.annotated.*"):
+        path.unlink()
+    response = client.get(f"/api/v1/jobs/{body['job_id']}/images/0/overlay")
+    assert response.status_code == 404 and "gone" in response.json()["detail"]

@@ -179,3 +179,35 @@ def test_a_second_server_on_the_same_data_folder_exits_saying_why(
     assert second.returncode == 2
     assert f"pid {first.proc.pid}" in second.stderr and "--data-dir" in second.stderr
     assert httpx.get(f"{first.url}/healthz").status_code == 200
+
+
+def test_a_download_in_progress_outlives_delete_and_expiry(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    # A zip big enough to be mid-stream (socket buffers hold far less than 10 MB), read
+    # slowly while the job is deleted: the download ends whole, later requests get 404/410,
+    # and the files go once it has ended. The TTL of 2 s fires during the download too.
+    data_dir = tmp_path / "data"
+    server = start_server("--workers", "2", "--ttl", "2", data_dir=data_dir)
+    with server.client() as client:
+        body = upload(client, image_zip(6, size=(1600, 1200))).json()
+        assert wait_for(client, body["job_id"])["status"] == "SUCCESS"
+        got = bytearray()
+        with client.stream("GET", f"/api/download/{body['user_hash']}") as response:
+            assert response.status_code == 200
+            chunks = response.iter_bytes(1 << 16)
+            got += next(chunks)
+            assert client.delete(f"/api/v1/jobs/{body['job_id']}").status_code == 204
+            assert client.get(f"/api/v1/jobs/{body['job_id']}").status_code in (404, 410)
+            image = client.get(f"/api/v1/jobs/{body['job_id']}/images/0/overlay")
+            assert image.status_code in (404, 410)
+            assert (data_dir / body["job_id"]).exists()  # still read
+            time.sleep(2.5)  # past the TTL as well
+            for chunk in chunks:
+                got += chunk
+        assert len(got) == int(response.headers["content-length"])
+        assert zipfile.ZipFile(io.BytesIO(bytes(got))).testzip() is None
+        deadline = time.monotonic() + 10
+        while (data_dir / body["job_id"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (data_dir / body["job_id"]).exists()

@@ -207,3 +207,54 @@ def test_masks_are_geotiffs_only_for_georeferenced_tiffs(tmp_path: Path) -> None
     )
     result = unpack(tmp_path, make_zip({"plain.tif": plain.getvalue(), "geo.tif": geo}))
     assert [i.mask_name for i in result.items] == ["masks/plain.png", "masks/geo.tif"]
+
+
+def overlapping_zip(copies: int) -> bytes:
+    """One deflated local entry (a PNG signature and 1 MiB of zeros) that `copies` central
+    directory entries all point at: a bomb by construction, tiny on disk."""
+    import struct
+    import zlib as z
+
+    data = b"\x89PNG\r\n\x1a\n" + bytes(1 << 20)
+    comp = z.compressobj(9, z.DEFLATED, -15)
+    packed = comp.compress(data) + comp.flush()
+    crc = z.crc32(data)
+    name = b"a.png"
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(packed), len(data),
+                        len(name), 0) + name + packed  # fmt: skip
+    central = b""
+    for i in range(copies):
+        entry = f"{i:05d}.png".encode()
+        head = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc,
+                           len(packed), len(data), len(entry), 0, 0, 0, 0, 0, 0)  # fmt: skip
+        central += head + entry
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, copies, copies, len(central), len(local), 0)
+    return local + central + end
+
+
+def test_overlapping_entries_are_a_bomb(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveTooLarge, match="overlap"):
+        unpack(tmp_path, overlapping_zip(50))
+    assert not any((tmp_path / "input").iterdir())
+
+
+def test_many_small_entries_are_judged_by_the_whole_archive(tmp_path: Path) -> None:
+    # 80 entries of 1 MiB of zeros each (under the per-entry size where ratios are checked).
+    entries = {f"{i}.png": b"\x89PNG\r\n\x1a\n" + bytes((1 << 20) - 8) for i in range(80)}
+    with pytest.raises(ArchiveTooLarge, match="in all"):
+        unpack(tmp_path, make_zip(entries))
+    assert not any((tmp_path / "input").iterdir())
+
+
+def test_non_images_are_judged_by_their_first_bytes_and_never_inflated(tmp_path: Path) -> None:
+    data = make_zip({"a.png": PNG, "big.bin": bytes(3 << 20)}, zipfile.ZIP_STORED)
+    result = unpack(tmp_path, data)
+    assert result.skipped == ["big.bin"] and len(result.items) == 1
+    path = tmp_path / "up.zip"
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("big.bin")
+        assert (
+            intake._extract(zf, info, "big.bin", tmp_path / "x", 1 << 30, lambda n, h: False)
+            is None
+        )
+    assert not (tmp_path / "x").exists()
