@@ -48,6 +48,20 @@ class NoImages(BadRequest):
     code = "no_images"
 
 
+class SlowUpload(BadRequest):
+    """The client sent its body too slowly (idle, or under the minimum rate)."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class ClientGone(BadRequest):
+    """The client disconnected before its request was read; nobody reads the answer."""
+
+    status = 499
+    code = "client_closed_request"
+
+
 class ArchiveTooLarge(OilspillError):
     """Upload, entry count, unpacked size or ratio beyond a configured limit."""
 

@@ -7,15 +7,47 @@ stops at the limit, whatever the client sends.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiofiles
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from oilspill.errors import ArchiveTooLarge, BadRequest
+from oilspill.errors import ArchiveTooLarge, BadRequest, ClientGone, SlowUpload
 
 _FLUSH_BYTES = 1 << 20
+IDLE_S = 30.0  # longest wait for the next piece of a body
+MIN_RATE = 8 << 10  # bytes/s a body must average once GRACE_S have passed
+GRACE_S = 30.0
+_OVERHEAD = 1 << 20  # multipart headers and small fields allowed beyond the file's limit
+
+
+async def _paced(request: Request) -> AsyncIterator[bytes]:
+    """The request body, refused when it stalls or trickles (a slow-loris client)."""
+    started = time.monotonic()
+    received = 0
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(IDLE_S):
+                chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise SlowUpload(f"no data for {IDLE_S:.0f} s; the upload was dropped") from None
+        except ClientDisconnect:
+            raise ClientGone("the client disconnected during the upload") from None
+        received += len(chunk)
+        elapsed = time.monotonic() - started
+        if elapsed > GRACE_S and received < MIN_RATE * elapsed:
+            raise SlowUpload(
+                f"the upload arrives at {received / elapsed / 1024:.1f} KiB/s, under the "
+                f"{MIN_RATE >> 10} KiB/s the server waits for; try a faster connection"
+            )
+        yield chunk
 
 
 async def receive_file(request: Request, dest: Path, *, field: str, max_bytes: int) -> str:
@@ -82,8 +114,12 @@ async def receive_file(request: Request, dest: Path, *, field: str, max_bytes: i
     )
     written = 0
     buffered = 0
+    received = 0  # every part counts, not only the file's: junk fields are bytes too
     async with aiofiles.open(dest, "wb") as out:
-        async for chunk in request.stream():
+        async for chunk in _paced(request):
+            received += len(chunk)
+            if received > max_bytes + _OVERHEAD:
+                raise _too_large(max_bytes)
             try:
                 parser.write(chunk)
             except Exception as exc:  # python-multipart raises its own error types
