@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -25,6 +25,13 @@ class ItemStatus(enum.StrEnum):
     PENDING = "pending"  # waiting for a worker
     DONE = "done"  # segmented, outputs written
     FAILED = "failed"  # could not be read or segmented; `error` says why
+
+
+META_VERSION = 1  # of the meta.json layout; raise it when a change needs a migration
+
+
+class NewerMeta(ValueError):
+    """A meta file written by a newer version of oilspill."""
 
 
 @dataclass
@@ -92,13 +99,27 @@ class Job:
     # On-disk form -------------------------------------------------------------
     def to_meta(self) -> dict[str, Any]:
         meta = asdict(self)
-        meta["version"] = 1
+        meta["version"] = META_VERSION
         return meta
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> Job:
+        """A job from its meta file, of this version or an older one.
+
+        Fields an older version did not write take their defaults; fields a version
+        since dropped are ignored. A newer version's meta raises NewerMeta: this
+        version must not rewrite what it does not understand.
+        """
+        version = int(meta.get("version", 1))
+        if version > META_VERSION:
+            raise NewerMeta(f"meta version {version}, newer than this oilspill's {META_VERSION}")
+        known = {f.name for f in fields(Item)} - {"status"}
         items = [
-            Item(**{**raw, "status": ItemStatus(raw["status"])}) for raw in meta.get("items", [])
+            Item(
+                **{k: v for k, v in raw.items() if k in known},
+                status=ItemStatus(raw.get("status", ItemStatus.PENDING.value)),
+            )
+            for raw in meta.get("items", [])
         ]
         return cls(
             id=meta["id"],

@@ -39,9 +39,17 @@ def legacy_status(job: Job) -> dict[str, Any]:
     }
 
 
-def job_resource(job: Job) -> dict[str, Any]:
-    """The v1 job resource."""
+PAGE_LIMIT = 1000  # images per page of the job resource (and the most one page may ask)
+
+
+def job_resource(job: Job, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+    """The v1 job resource: the whole summary, and images[offset:offset + limit].
+
+    `page.next` links the following page while there is one.
+    """
     base = f"/api/v1/jobs/{job.id}"
+    limit = max(1, min(limit, PAGE_LIMIT))
+    offset = max(0, offset)
     state = {
         JobStatus.PENDING: "queued",
         JobStatus.STARTED: "running",
@@ -49,7 +57,7 @@ def job_resource(job: Job) -> dict[str, Any]:
         JobStatus.FAILURE: "failed",
     }[job.status]
     images = []
-    for item in job.items:
+    for item in job.items[offset : offset + limit]:
         entry = item.to_dict()
         entry["status"] = item.status.value
         if item.status is ItemStatus.DONE:
@@ -74,6 +82,14 @@ def job_resource(job: Job) -> dict[str, Any]:
         "error": job.error,
         "progress": {"done": job.processed, "total": job.total, "failed": job.failed},
         "images": images,
+        "page": {
+            "offset": offset,
+            "limit": limit,
+            "total": job.total,
+            "next": f"{base}?offset={offset + limit}&limit={limit}"
+            if offset + limit < job.total
+            else None,
+        },
         "skipped": job.skipped,
         "created_at": job.created_at,
         "started_at": job.started_at,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from oilspill.errors import DataDirInUse, NotFound
-from oilspill.server.jobs import Job
+from oilspill.server.jobs import Job, NewerMeta
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,9 @@ class JobStore:
                 continue
             try:
                 job = Job.from_meta(json.loads((path / "meta.json").read_bytes()))
+            except NewerMeta as exc:
+                log.warning("leaving job %s as it is: %s (an upgrade will read it)", path.name, exc)
+                continue
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 self._quarantine(path, exc)
                 continue

@@ -456,3 +456,28 @@ def test_an_output_file_gone_from_disk_is_404_not_500(client: TestClient, tmp_pa
         path.unlink()
     response = client.get(f"/api/v1/jobs/{body['job_id']}/images/0/overlay")
     assert response.status_code == 404 and "gone" in response.json()["detail"]
+
+
+def test_the_job_resource_is_paged(client: TestClient) -> None:
+    body = upload(client, image_zip(5)).json()
+    wait_for(client, body["job_id"])
+    url = f"/api/v1/jobs/{body['job_id']}"
+    first = client.get(f"{url}?limit=2").json()
+    assert [i["index"] for i in first["images"]] == [0, 1]
+    assert first["page"] == {"offset": 0, "limit": 2, "total": 5, "next": f"{url}?offset=2&limit=2"}
+    assert first["progress"]["total"] == 5  # the summary is always whole
+    last = client.get(f"{url}?offset=4&limit=2").json()
+    assert [i["index"] for i in last["images"]] == [4] and last["page"]["next"] is None
+    assert client.get(f"{url}?offset=-1").status_code == 400
+
+
+def test_a_big_job_resource_comes_in_pages_of_1000() -> None:
+    from oilspill.server.jobs import Item, Job
+    from oilspill.server.resources import job_resource
+
+    items = [
+        Item(index=n, name=f"{n}.png", mask_name=f"masks/{n}.png", fmt="png") for n in range(2500)
+    ]
+    job = Job(id="a" * 32, user_hash="b" * 32, items=items)
+    page = job_resource(job)
+    assert len(page["images"]) == 1000 and page["page"]["next"].endswith("offset=1000&limit=1000")

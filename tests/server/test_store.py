@@ -60,12 +60,12 @@ def test_start_up_puts_aside_folders_without_a_readable_meta(tmp_path: Path) -> 
     assert list((tmp_path / ".uploads").iterdir()) == []
 
 
-def test_a_meta_from_another_version_is_put_aside_not_deleted(tmp_path: Path) -> None:
+def test_an_unreadable_meta_is_put_aside_not_deleted(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     store.prepare()
     job_dir = tmp_path / new_id()
     job_dir.mkdir()
-    (job_dir / "meta.json").write_text('{"id": "x", "version": 99}')  # KeyError on read
+    (job_dir / "meta.json").write_text('{"id": "x"}')  # KeyError on read
     assert store.load_all() == []
     assert len(list((tmp_path / ".quarantine").iterdir())) == 1
 
@@ -87,3 +87,21 @@ def test_delete_renames_the_folder_away_first(tmp_path: Path) -> None:
     store.delete(job_id)
     assert not (tmp_path / job_id).exists()
     store.delete(job_id)  # twice is fine
+
+
+def test_metas_of_other_versions_are_read_or_left_alone(tmp_path: Path) -> None:
+    import json
+
+    store = JobStore(tmp_path)
+    old = Job(id=new_id(), user_hash=new_id(), items=[Item(0, "a.png", "masks/a.png", "png")])
+    meta = old.to_meta()
+    meta["items"][0]["dropped_since"] = 1  # a field a later version removed
+    del meta["items"][0]["seconds"]  # a field an older version did not write
+    (tmp_path / old.id).mkdir()
+    (tmp_path / old.id / "meta.json").write_text(json.dumps(meta))
+    newer = Job(id=new_id(), user_hash=new_id(), items=[])
+    (tmp_path / newer.id).mkdir()
+    (tmp_path / newer.id / "meta.json").write_text(json.dumps({**newer.to_meta(), "version": 99}))
+    (loaded,) = store.load_all()
+    assert loaded.id == old.id and loaded.items[0].seconds == 0.0
+    assert (tmp_path / newer.id / "meta.json").exists()  # not deleted, not quarantined

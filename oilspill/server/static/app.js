@@ -323,6 +323,18 @@ async function poll() {
   }
 }
 
+// Jobs of more than one page (1000 images): follow page.next and gather every image.
+async function fetchRemainingPages(body) {
+  let next = body.page && body.page.next;
+  for (let guard = 0; next && guard < 200; guard += 1) {
+    const response = await fetch(next, { cache: "no-store" }).catch(() => null);
+    const page = response && response.ok ? await response.json().catch(() => null) : null;
+    if (!page) return;
+    body.images.push(...page.images);
+    next = page.page && page.page.next;
+  }
+}
+
 async function pollOnce() {
   const { generation, jobId } = state;
   clearTimeout(state.pollTimer);
@@ -337,6 +349,7 @@ async function pollOnce() {
     return;
   }
   const body = await response.json().catch(() => null);
+  if (response.ok && body) await fetchRemainingPages(body);
   if (generation !== state.generation) return;
   if (response.ok && body) applyResource(body);
   else if (response.status >= 400 && response.status < 500) {
