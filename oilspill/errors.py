@@ -6,6 +6,7 @@ old FastAPI service used (`detail`), plus a machine-readable `error` code.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -101,6 +102,14 @@ class DiskFull(OilspillError):
 
     status = 507
     code = "insufficient_storage"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for the OSErrors of a full disk or an exhausted quota."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+DISK_FULL_HINT = "the server's disk is full: nothing was kept; try again later"
 
 
 class ImageError(OilspillError):

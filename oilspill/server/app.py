@@ -33,6 +33,7 @@ from oilspill import __version__
 from oilspill.backends.base import Segmenter
 from oilspill.config import Settings
 from oilspill.errors import (
+    DISK_FULL_HINT,
     ArchiveTooLarge,
     BadRequest,
     Busy,
@@ -41,6 +42,7 @@ from oilspill.errors import (
     NotFound,
     OilspillError,
     error_body,
+    is_disk_full,
 )
 from oilspill.io import images
 from oilspill.server import archive, resources, results
@@ -84,6 +86,10 @@ async def _receive_job(request: Request) -> Job:
             upload_name = await receive_file(
                 request, path, field="file", max_bytes=min(service.settings.max_upload_bytes, room)
             )
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(DISK_FULL_HINT) from exc
+            raise
         except ArchiveTooLarge as exc:
             if room < service.settings.max_upload_bytes:
                 raise DiskFull(

@@ -22,7 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from oilspill.errors import ArchiveTooLarge, BadArchive, ImageError, NoImages
+from oilspill.errors import (
+    DISK_FULL_HINT,
+    ArchiveTooLarge,
+    BadArchive,
+    DiskFull,
+    ImageError,
+    NoImages,
+    is_disk_full,
+)
 from oilspill.io import images, safe
 from oilspill.io.georef import read_georef
 from oilspill.io.s1name import parse_s1_product_id
@@ -221,7 +229,13 @@ def _archive_size(zf: zipfile.ZipFile) -> int:
 def _check_no_overlap(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
     """Refuse entries whose local header and data overlap another's (or the directory)."""
     spans = []
+    size = _archive_size(zf)
     for info in infos:
+        if info.header_offset < 0 or (size and info.header_offset >= size):
+            raise BadArchive(
+                f"the zip's directory points outside the file (entry at byte "
+                f"{info.header_offset} of {size}): the zip is damaged or crafted; re-create it"
+            )
         codec = "utf-8" if info.flag_bits & 0x800 else "cp437"
         name_len = len(info.orig_filename.encode(codec, errors="replace"))
         spans.append((info.header_offset, info.header_offset + 30 + name_len + info.compress_size))
@@ -257,6 +271,8 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
             try:
                 extracted = _extract(zf, info, name, dest, budget, _worth_unpacking)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                if is_disk_full(exc):
+                    raise DiskFull(DISK_FULL_HINT) from exc
                 raise BadArchive(
                     f"entry {name!r} is damaged ({exc}); the zip may be truncated"
                 ) from exc
@@ -334,6 +350,8 @@ def _unpack_products(
             try:
                 size = _copy(zf, by_name[name], name, target, budget - written)
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                if is_disk_full(exc):
+                    raise DiskFull(DISK_FULL_HINT) from exc
                 raise BadArchive(
                     f"entry {name!r} is damaged ({exc}); the zip may be truncated"
                 ) from exc
@@ -367,6 +385,8 @@ def _unpack_inner_product(
                                        budget - size)  # fmt: skip
         return written
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        if is_disk_full(exc):
+            raise DiskFull(DISK_FULL_HINT) from exc
         raise BadArchive(f"entry {name!r} is damaged ({exc}); the zip may be truncated") from exc
     finally:
         inner.unlink(missing_ok=True)

@@ -22,7 +22,7 @@ import anyio.to_thread
 
 from oilspill.backends import CpuPool
 from oilspill.backends.base import Segmenter
-from oilspill.errors import ImageError
+from oilspill.errors import ImageError, is_disk_full
 from oilspill.io import images
 from oilspill.server import reports, results
 from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
@@ -207,6 +207,11 @@ class Runner:
             return {"error": "the image's input file is missing (was the data folder cleaned?)"}
         except MemoryError:
             return {"error": "not enough memory to process this image"}
+        except OSError as exc:
+            if is_disk_full(exc):
+                return {"error": "the server's disk filled up while writing this image's results"}
+            log.exception("job %s: unexpected error on %s", job.id, item.name)
+            return {"error": f"internal error while processing this image: {exc!r}"}
         except Exception as exc:  # one image's bug must not end the worker
             log.exception("job %s: unexpected error on %s", job.id, item.name)
             return {"error": f"internal error while processing this image: {exc!r}"}

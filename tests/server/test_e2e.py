@@ -211,3 +211,44 @@ def test_a_download_in_progress_outlives_delete_and_expiry(
         while (data_dir / body["job_id"]).exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not (data_dir / body["job_id"]).exists()
+
+
+def test_kill_9_at_ten_random_moments_loses_no_image(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    import random
+
+    rng = random.Random(8)  # seeded: the same ten moments on every run
+    data_dir = tmp_path / "data"
+    server = start_server("--workers", "2", data_dir=data_dir)
+    with server.client() as client:
+        first = upload(client, image_zip(40, size=(480, 360))).json()
+    second = None
+    for n in range(10):
+        time.sleep(rng.uniform(0.05, 0.5))
+        if n == 4:  # a second job, uploaded between two crashes
+            with server.client() as client:
+                second = upload(client, image_zip(8, size=(480, 360), prefix="late")).json()
+        server.stop(kill=True)
+        server = start_server("--workers", "2", data_dir=data_dir)
+    assert second is not None
+    with server.client() as client:
+        for body, total in ((first, 40), (second, 8)):
+            status = wait_for(client, body["job_id"], timeout=120)
+            assert status["status"] == "SUCCESS" and status["result"]["errors"] == []
+            assert status["processed"] == status["total"] == total
+            data = client.get(f"/api/download/{body['user_hash']}").content
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            assert archive.testzip() is None
+            images = [n for n in archive.namelist() if not n.startswith("masks/")]
+            assert sorted(images) == sorted(status["result"]["processed_files"] + [
+                "summary.csv", "report.json", "slicks.geojson"])  # fmt: skip
+            assert client.delete(f"/api/v1/jobs/{body['job_id']}").status_code == 204
+
+    def left() -> list[Path]:
+        return [p for p in data_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+
+    deadline = time.monotonic() + 30
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left() == []  # nothing left behind: no stray upload, input or output
