@@ -15,6 +15,7 @@ import logging
 import posixpath
 import shutil
 import stat
+import struct
 import unicodedata
 import zipfile
 import zlib
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 
 RESERVED = {"summary.csv", "report.json", "slicks.geojson"}
 _CHUNK = 1 << 20
+# What reading a damaged or crafted zip raises (zipfile, zlib and the OS, found by fuzzing).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError, struct.error)  # fmt: skip
 _SMALL_ENTRY = 1 << 20  # ratios of tiny entries say nothing about bombs
 
 
@@ -145,7 +149,7 @@ def _unique(name: str, taken: set[str]) -> str:
 def open_zip(path: Path) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as exc:
         raise BadArchive(
             f"the upload is not a readable zip ({exc}); send a .zip of images, complete and "
             "not encrypted"
@@ -270,7 +274,7 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
             dest = input_dir / f"{len(result.items):05d}"
             try:
                 extracted = _extract(zf, info, name, dest, budget, _worth_unpacking)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            except _DAMAGED as exc:
                 if is_disk_full(exc):
                     raise DiskFull(DISK_FULL_HINT) from exc
                 raise BadArchive(
@@ -349,7 +353,7 @@ def _unpack_products(
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 size = _copy(zf, by_name[name], name, target, budget - written)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            except _DAMAGED as exc:
                 if is_disk_full(exc):
                     raise DiskFull(DISK_FULL_HINT) from exc
                 raise BadArchive(
@@ -384,7 +388,7 @@ def _unpack_inner_product(
             written = _unpack_products(izf, entries, result, taken, input_dir, limits,
                                        budget - size)  # fmt: skip
         return written
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+    except _DAMAGED as exc:
         if is_disk_full(exc):
             raise DiskFull(DISK_FULL_HINT) from exc
         raise BadArchive(f"entry {name!r} is damaged ({exc}); the zip may be truncated") from exc
