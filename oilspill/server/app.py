@@ -11,6 +11,7 @@ import contextlib
 import logging
 import mimetypes
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool
+from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -68,6 +70,7 @@ async def error_response(request: Request, exc: Exception) -> Response:
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, HTTPException):
         status, message, extra = exc.status_code, str(exc.detail), {}
+        headers.update(exc.headers or {})  # e.g. the Allow of a 405 (RFC 9110)
         code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
     else:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -115,9 +118,9 @@ async def legacy_upload(request: Request) -> Response:
           schema: {type: object, properties: {file: {type: string, format: binary}}}
     responses:
       200: {description: '{"status": "processing", "job_id": ..., "user_hash": ...}'}
-      400: {description: Not a zip, damaged, encrypted, unsafe names, or no images}
-      413: {description: Over a size limit (upload, entries, unpacked size, ratio, pixels)}
-      503: {description: Queue full or shutting down; see Retry-After}
+      400: {description: "Not a zip, damaged, encrypted, unsafe names, or no images"}
+      413: {description: "Over a size limit (upload, entries, unpacked size, ratio, pixels)"}
+      503: {description: "Queue full or shutting down; see Retry-After"}
     """
     job = await _receive_job(request)
     return JSONResponse({"status": "processing", "job_id": job.id, "user_hash": job.user_hash})
@@ -131,10 +134,10 @@ async def create_job(request: Request) -> Response:
         multipart/form-data:
           schema: {type: object, properties: {file: {type: string, format: binary}}}
     responses:
-      202: {description: The job resource; Location points at it}
-      400: {description: Not a zip, damaged, encrypted, unsafe names, or no images}
-      413: {description: Over a size limit}
-      503: {description: Queue full or shutting down; see Retry-After}
+      202: {description: "The job resource; Location points at it"}
+      400: {description: "Not a zip, damaged, encrypted, unsafe names, or no images"}
+      413: {description: "Over a size limit"}
+      503: {description: "Queue full or shutting down; see Retry-After"}
     """
     job = await _receive_job(request)
     return JSONResponse(
@@ -149,7 +152,7 @@ async def legacy_status(request: Request) -> Response:
     responses:
       200:
         description: '{"status": PENDING|STARTED|SUCCESS|FAILURE, "result", "processed", "total"}'
-      404: {description: Unknown job}
+      404: {description: "Unknown job"}
     """
     job = _service(request).get(request.path_params["job_id"])
     return JSONResponse(resources.legacy_status(job))
@@ -159,9 +162,9 @@ async def get_job(request: Request) -> Response:
     """
     summary: The job resource, with progress and per-image results (?offset=&limit=, pages of 1000)
     responses:
-      200: {description: State, progress, images (one page), timestamps and links}
-      400: {description: offset or limit not a whole number}
-      404: {description: Unknown, expired or deleted job}
+      200: {description: "State, progress, images (one page), timestamps and links"}
+      400: {description: "offset or limit not a whole number"}
+      404: {description: "Unknown, expired or deleted job"}
     """
     job = _service(request).get(request.path_params["job_id"])
     offset = _int_param(request, "offset", 0)
@@ -188,8 +191,8 @@ async def delete_job(request: Request) -> Response:
     """
     summary: Cancel a job and delete its files now
     responses:
-      204: {description: Deleted}
-      404: {description: Unknown job}
+      204: {description: "Deleted"}
+      404: {description: "Unknown job"}
     """
     await _service(request).delete(request.path_params["job_id"])
     return Response(status_code=204)
@@ -262,9 +265,9 @@ async def legacy_download(request: Request) -> Response:
     """
     summary: Download the result zip (legacy API), streamed
     responses:
-      200: {description: application/zip}
-      404: {description: Unknown or expired}
-      409: {description: Not finished yet}
+      200: {description: "application/zip"}
+      404: {description: "Unknown or expired"}
+      409: {description: "Not finished yet"}
     """
     service = _service(request)
     return await _zip_response(service, service.get_by_hash(request.path_params["user_hash"]))
@@ -274,9 +277,9 @@ async def job_result(request: Request) -> Response:
     """
     summary: Download the job's result zip, streamed
     responses:
-      200: {description: application/zip}
-      404: {description: Unknown or expired}
-      409: {description: Not finished yet}
+      200: {description: "application/zip"}
+      404: {description: "Unknown or expired"}
+      409: {description: "Not finished yet"}
     """
     service = _service(request)
     return await _zip_response(service, service.get(request.path_params["job_id"]))
@@ -295,8 +298,8 @@ async def image_detail(request: Request) -> Response:
     """
     summary: One image's full record (slicks with features and confidence, ships, detector info)
     responses:
-      200: {description: The record}
-      404: {description: Unknown job or image, or image not processed}
+      200: {description: "The record"}
+      404: {description: "Unknown job or image, or image not processed"}
     """
     service = _service(request)
     job = service.get(request.path_params["job_id"])
@@ -311,8 +314,8 @@ async def image_file(request: Request) -> Response:
     """
     summary: An image's overlay, original preview, thumbnail or class mask, while the job lives
     responses:
-      200: {description: The image}
-      404: {description: Unknown job, image or kind}
+      200: {description: "The image"}
+      404: {description: "Unknown job, image or kind"}
     """
     service = _service(request)
     job = service.get(request.path_params["job_id"])
@@ -330,8 +333,8 @@ async def healthz(request: Request) -> Response:
     """
     summary: Liveness and load
     responses:
-      200: {description: Status, backend, workers, jobs and queued images}
-      503: {description: The worker pool or the TTL scheduler has died (status "broken")}
+      200: {description: "Status, backend, workers, jobs and queued images"}
+      503: {description: 'The worker pool or the TTL scheduler has died (status "broken")'}
     """
     service = _service(request)
     alive = service.runner.alive and service.expiry.alive
@@ -367,9 +370,9 @@ async def ml_segment(request: Request) -> Response:
         multipart/form-data:
           schema: {type: object, properties: {file: {type: string, format: binary}}}
     responses:
-      200: {description: The annotated image, same format as the input}
-      400: {description: No file field}
-      422: {description: Not an image we can read}
+      200: {description: "The annotated image, same format as the input"}
+      400: {description: "No file field"}
+      422: {description: "Not an image we can read"}
     """
     service = _service(request)
     with tempfile.TemporaryDirectory(dir=service.store.uploads) as tmp:
@@ -408,7 +411,27 @@ async def index(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return JSONResponse(_schemas.get_schema(routes=request.app.routes))
+    return JSONResponse(_with_path_parameters(_schemas.get_schema(routes=request.app.routes)))
+
+
+def _with_path_parameters(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare each `{name}` of a path as a required path parameter (Starlette does not)."""
+    for path, operations in schema.get("paths", {}).items():
+        names = re.findall(r"{(\w+)}", path)
+        for operation in operations.values():
+            params = []
+            for n in names:
+                kind = {"type": "integer", "minimum": 0} if n == "index" else {"type": "string"}
+                params.append({"name": n, "in": "path", "required": True, "schema": kind})
+            operation.setdefault("parameters", params)
+    return schema
+
+
+class _JobEndpoint(HTTPEndpoint):
+    """GET and DELETE of one job, on one route: a 405 lists both in Allow."""
+
+    get = staticmethod(get_job)
+    delete = staticmethod(delete_job)
 
 
 _schemas = SchemaGenerator(
@@ -432,8 +455,7 @@ def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starle
         Route("/api/download/{user_hash}", legacy_download),
         Route("/api/archive_time_left/{user_hash}", legacy_time_left),
         Route("/api/v1/jobs", create_job, methods=["POST"]),
-        Route(job, get_job),
-        Route(job, delete_job, methods=["DELETE"]),
+        Route(job, _JobEndpoint),
         Route(f"{job}/result.zip", job_result),
         Route(f"{job}/images/{{index}}", image_detail),
         Route(f"{job}/images/{{index}}/{{kind}}", image_file),
