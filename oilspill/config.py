@@ -79,6 +79,9 @@ class Settings:
     min_free_mb: int = _setting(
         1024, "Free disk space the data folder keeps, in MiB: uploads that would go below get 507."
     )
+    max_data_mb: int = _setting(
+        0, "Most the data folder may hold, in MiB (uploads past it get 507); 0 for no cap."
+    )
     max_queued_jobs: int = _setting(100, "Jobs waiting or running before uploads get 503.")
     cors_origins: str = _setting("*", "Comma-separated origins allowed by CORS ('*' for any).")
     backend: str = _setting("sar", "Segmenter: 'sar' (embedded detector) or 'http' (remote).")

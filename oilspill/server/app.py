@@ -96,9 +96,9 @@ async def _receive_job(request: Request) -> Job:
         except ArchiveTooLarge as exc:
             if room < service.settings.max_upload_bytes:
                 raise DiskFull(
-                    f"the upload does not fit on the server's disk above the "
-                    f"{service.settings.min_free_mb} MiB it keeps free (--min-free-mb); "
-                    "nothing was kept: try again later, or send a smaller zip"
+                    f"the upload does not fit in the {room >> 20} MiB the data folder has room for "
+                    "(above the disk's free-space floor, --min-free-mb, and under its cap, "
+                    "--max-data-mb); nothing was kept: try again later, or send a smaller zip"
                 ) from exc
             raise
     except BaseException:

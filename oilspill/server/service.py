@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import os
 import shutil
 import time
 from collections import OrderedDict
@@ -65,6 +66,7 @@ class Service:
         self._readers: dict[str, int] = {}  # job id -> requests streaming its files
         self._idle: dict[str, asyncio.Event] = {}  # set when a job's last reader is done
         self._deleting: set[asyncio.Task[None]] = set()
+        self._data_size = (0, float("-inf"))  # (bytes, monotonic time measured)
         self._stack = contextlib.AsyncExitStack()
         self.limits = intake.Limits(
             max_entries=settings.max_entries,
@@ -150,7 +152,8 @@ class Service:
             )
 
     async def check_disk(self) -> int:
-        """Bytes the data folder may still take above its free-space floor; DiskFull if none."""
+        """Bytes the data folder may still take: above the disk's free-space floor and under
+        the folder's cap (if one is set). DiskFull when there is no room."""
         usage = await anyio.to_thread.run_sync(shutil.disk_usage, self.store.root)
         floor = self.settings.min_free_mb << 20
         room = usage.free - floor
@@ -160,7 +163,23 @@ class Service:
                 "it keeps free (--min-free-mb): nothing was kept; try again later, or ask its "
                 "operator to free space"
             )
+        cap = self.settings.max_data_mb << 20
+        if cap:
+            held = await self._data_bytes()
+            if held >= cap:
+                raise DiskFull(
+                    f"the data folder holds {held >> 20} MiB, its cap is {cap >> 20} MiB "
+                    "(--max-data-mb): nothing was kept; try again when results have expired"
+                )
+            room = min(room, cap - held)
         return room
+
+    async def _data_bytes(self, max_age: float = 2.0) -> int:
+        """The data folder's size, measured off the loop, at most `max_age` seconds old."""
+        now = time.monotonic()
+        if now - self._data_size[1] > max_age:
+            self._data_size = (await anyio.to_thread.run_sync(_folder_bytes, self.store.root), now)
+        return self._data_size[0]
 
     async def create_job(self, zip_path: Path, upload_name: str = "") -> Job:
         """Unpack an uploaded zip into a new job and queue it. The zip is deleted either way."""
@@ -190,8 +209,9 @@ class Service:
             except ArchiveTooLarge as exc:
                 if limits.max_uncompressed_bytes < self.limits.max_uncompressed_bytes:
                     raise DiskFull(
-                        f"{exc.message}; the disk has room for {room >> 20} MiB above the "
-                        f"{self.settings.min_free_mb} MiB it keeps free (--min-free-mb)"
+                        f"{exc.message}; the data folder has room for {room >> 20} MiB (above "
+                        "the disk's free-space floor, --min-free-mb, and under its cap, "
+                        "--max-data-mb)"
                     ) from exc
                 raise
             (job_dir / "out").mkdir()
@@ -322,3 +342,18 @@ class Service:
             return
         self._forget(job, "expired")
         await self._remove(job_id, "expired")
+
+
+def _folder_bytes(root: Path) -> int:
+    """Bytes of every file under `root` (blocking; a walk, no file is opened)."""
+    total = 0
+    stack = [root]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+    return total

@@ -494,3 +494,21 @@ def test_a_big_job_resource_comes_in_pages_of_1000() -> None:
     job = Job(id="a" * 32, user_hash="b" * 32, items=items)
     page = job_resource(job)
     assert len(page["images"]) == 1000 and page["page"]["next"].endswith("offset=1000&limit=1000")
+
+
+def test_the_data_folder_cap_refuses_uploads_that_would_pass_it(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = make_client(max_data_mb=1)
+    big = make_zip(
+        {
+            f"{i}.png": bytes(np.random.default_rng(i).integers(0, 255, 300_000, np.uint8))
+            for i in range(5)
+        },
+        zipfile.ZIP_STORED,
+    )
+    response = upload(client, big)
+    assert response.status_code == 507 and "--max-data-mb" in response.json()["detail"]
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.name != ".lock"]
+    body = upload(client, image_zip(1)).json()  # a small one still fits
+    assert wait_for(client, body["job_id"])["status"] == "SUCCESS"
