@@ -679,3 +679,47 @@ def finish(
     commit = run.commit if now == run.commit else f"{run.commit} at start, {now} at the end"
     say(f"\nreproduce (from the repository root): {command_line(script, parser, args)}")
     say(f"commit: {commit}")
+
+
+# Process trees -----------------------------------------------------------------
+def _children_map() -> dict[int, list[int]]:
+    """PPID -> PIDs, from /proc/*/stat."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                ppid = int(fh.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def tree_pids(root: int) -> list[int]:
+    children = _children_map()
+    pids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        pids.append(pid)
+        todo.extend(children.get(pid, []))
+    return pids
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of a process in KiB; 0 for one that is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def tree_rss_mib(root: int) -> tuple[float, int]:
+    """Summed VmRSS of `root` and its descendants in MiB, and how many processes."""
+    pids = tree_pids(root)
+    return sum(rss_kib(p) for p in pids) / 1024, len(pids)

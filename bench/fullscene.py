@@ -53,7 +53,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import MIB, ROOT, code_version, command_line, download, free_port, make_parser, say
+from _common import (
+    MIB,
+    ROOT,
+    code_version,
+    command_line,
+    download,
+    free_port,
+    make_parser,
+    say,
+    tree_rss_mib,
+)
 from _common import upload as post_upload
 
 DEFAULT_SIZES = "10000x10000,25000x16900,40000x25000"
@@ -223,49 +233,6 @@ def ensure_scene(workdir: Path, width: int, height: int) -> Path:
 
 
 # Process trees -----------------------------------------------------------------
-def _children_map() -> dict[int, list[int]]:
-    """PPID -> PIDs, from /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                ppid = int(fh.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def tree_pids(root: int) -> list[int]:
-    children = _children_map()
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo.extend(children.get(pid, []))
-    return pids
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process in KiB; 0 for one that is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def tree_rss_mib(root: int) -> tuple[float, int]:
-    """Summed VmRSS of `root` and its descendants in MiB, and how many processes."""
-    pids = tree_pids(root)
-    return sum(rss_kib(p) for p in pids) / 1024, len(pids)
-
-
 class TreeSampler:
     """A thread sampling the process tree's summed VmRSS every SAMPLE_S s."""
 

@@ -50,6 +50,7 @@ from _common import (
     scene_zip,
     session,
     start_service,
+    tree_rss_mib,
 )
 
 WORKERS = 2
@@ -64,44 +65,6 @@ REPORTS = ("summary.csv", "report.json")
 
 
 # Sampling ----------------------------------------------------------------------
-def tree_pids(root: int) -> list[int]:
-    """`root` and its descendants, from the PPIDs in /proc/*/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                ppid = int(fh.read().rpartition(")")[2].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        todo.extend(children.get(pid, []))
-    return pids
-
-
-def rss_kib(pid: int) -> int:
-    """VmRSS of a process in KiB; 0 for one that is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def tree_rss_mib(root: int) -> tuple[float, int]:
-    """Summed VmRSS of `root` and its descendants in MiB, and how many processes."""
-    pids = tree_pids(root)
-    return sum(rss_kib(p) for p in pids) / 1024, len(pids)
-
-
 def disk_bytes(folder: Path) -> int:
     """Sum of the sizes of the files under `folder` (files vanishing meanwhile are skipped)."""
     total, todo = 0, [str(folder)]
