@@ -4,9 +4,10 @@ FROM python:3.11-slim
 WORKDIR /app
 
 # Dependencies first, read from pyproject.toml, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
+# Exactly the versions the tests last passed with (constraints.txt).
+COPY pyproject.toml README.md constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt
+    && pip install --no-cache-dir -r /tmp/requirements.txt -c constraints.txt
 
 COPY oilspill ./oilspill
 RUN pip install --no-cache-dir --no-deps . \

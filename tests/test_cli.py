@@ -45,8 +45,8 @@ def test_synth_geotiffs_segment_with_areas_and_geojson(tmp_path: Path) -> None:
     assert main([*args, "--form", "sigma0"]) == 0
     out = tmp_path / "out"
     assert main(["segment", str(scenes), "-o", str(out)]) == 0
-    (mask,) = (out / "masks").iterdir()
-    assert mask.suffix == ".tif"
+    (mask,) = (out / "masks").glob("*.tif")
+    assert mask.suffix == ".tif" and (out / "masks" / f"{mask.stem}.preview.png").exists()
     rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
     assert rows[0]["oil_area_km2"] not in ("", "0.0")
     geojson = json.loads((out / "slicks.geojson").read_text())

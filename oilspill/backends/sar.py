@@ -27,5 +27,7 @@ class LocalSegmenter:
 def segment_raster(raster: Raster, pixel_size_m: float | None = None) -> Segmentation:
     """Detect in one decoded raster (blocking)."""
     form = "sigma0" if raster.fmt == "safe" else "auto"
-    found = sar.detect(raster.pixels, pixel_size_m=pixel_size_m, georef=raster.georef, form=form)
+    # The size the file states wins over the setting, which is for files that carry none.
+    size = raster.pixel_size_m or pixel_size_m
+    found = sar.detect(raster.pixels, pixel_size_m=size, georef=raster.georef, form=form)
     return Segmentation(found.mask, found.overlay, found.slicks, found.ships, found.info)

@@ -162,7 +162,13 @@ class _Blocks(Protocol):
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray: ...
 
 
-def write_cog_mask(path: Path, mask: _Blocks, georef: Georef | None, block: int = 2048) -> None:
+def write_cog_mask(
+    path: Path,
+    mask: _Blocks,
+    georef: Georef | None,
+    colours: dict[int, tuple[int, int, int]] | None = None,
+    block: int = 2048,
+) -> None:
     """The class mask as a Cloud-Optimized GeoTIFF: 512-px tiles, deflate, overviews, nodata.
 
     GDAL, rasterio, QGIS and tifffile alone (no imagecodecs) all read it:
@@ -185,6 +191,8 @@ def write_cog_mask(path: Path, mask: _Blocks, georef: Georef | None, block: int 
                         window = Window(c0, r0, c1 - c0, r1 - r0)
                         tmp.write(np.asarray(mask[r0:r1, c0:c1], np.uint8), 1, window=window)
                 _set_gcps(tmp, georef)
+                if colours:  # a colour table: GIS software shows classes in colour
+                    tmp.write_colormap(1, {k: (*rgb, 255) for k, rgb in colours.items()})
             rasterio.shutil.copy(
                 scratch, path, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512,
                 OVERVIEW_RESAMPLING="NEAREST", NUM_THREADS="1",

@@ -80,6 +80,7 @@ class Raster:
     georef: Georef | None = None
     source: Path | None = None  # the file it was decoded from, for backends that send files
     product: dict[str, Any] | None = None  # a Sentinel-1 product's metadata (io.safe)
+    pixel_size_m: float | None = None  # ground pixel size the file states (a PNG text chunk)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -213,7 +214,38 @@ def load(path: Path, name: str, fmt: str, options: ReadOptions) -> Raster:
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise ImageError(f"the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
-    return Raster(pixels=pixels, name=name, fmt=fmt)
+    size = png_pixel_size(data.tobytes()) if fmt == "png" else None
+    return Raster(pixels=pixels, name=name, fmt=fmt, pixel_size_m=size)
+
+
+PIXEL_SIZE_KEY = b"oilspill:pixel_size_m"  # PNG tEXt keyword: ground metres per pixel
+
+
+def png_pixel_size(data: bytes) -> float | None:
+    """The ground pixel size a PNG states in a tEXt chunk before its image data, or None."""
+    pos = 8
+    while pos + 8 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        if kind == b"tEXt":
+            key, _, value = data[pos + 8 : pos + 8 + length].partition(b"\x00")
+            if key == PIXEL_SIZE_KEY:
+                try:
+                    size = float(value.decode("latin-1"))
+                except ValueError:
+                    return None
+                return size if 0 < size < 1e5 else None
+        pos += 12 + length
+    return None
+
+
+def with_pixel_size(png: bytes, metres: float) -> bytes:
+    """`png` with a tEXt chunk after IHDR stating its ground pixel size (`png_pixel_size`)."""
+    ihdr_end = 8 + 12 + int.from_bytes(png[8:12], "big")
+    chunk = _png_chunk(b"tEXt", PIXEL_SIZE_KEY + b"\x00" + f"{metres:g}".encode())
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
 def _load_product(path: Path, name: str, options: ReadOptions) -> Raster:

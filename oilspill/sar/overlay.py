@@ -8,6 +8,16 @@ import numpy as np
 from oilspill.sar.records import Cls, Ship, Slick
 
 MAX_SIDE = 4096
+# The public Sentinel-1 oil spill dataset's label colours (RGB), for class masks shown as
+# pictures; no data is grey.
+CLASS_RGB = {
+    Cls.SEA: (0, 0, 0),
+    Cls.OIL: (0, 255, 255),
+    Cls.LOOKALIKE: (255, 0, 0),
+    Cls.SHIP: (153, 76, 0),
+    Cls.LAND: (0, 153, 0),
+    Cls.NODATA: (128, 128, 128),
+}
 OIL_BGR = (255, 255, 0)  # cyan, as in the public dataset's label colours
 LOOKALIKE_BGR = (0, 140, 255)  # orange
 SHIP_BGR = (0, 0, 255)  # red
@@ -67,3 +77,12 @@ def draw_overlay(
     for sh in ships:
         cv2.circle(img, (round(sh.x * scale), round(sh.y * scale)), r, SHIP_BGR, 1, cv2.LINE_AA)
     return img
+
+
+def colour_mask(mask: np.ndarray) -> np.ndarray:
+    """A class mask as a BGR picture in the dataset's colours (`CLASS_RGB`)."""
+    lut = np.zeros((256, 3), np.uint8)
+    for cls, (r, g, b) in CLASS_RGB.items():
+        lut[int(cls)] = (b, g, r)
+    out: np.ndarray = lut[mask]
+    return out

@@ -26,7 +26,9 @@ import cv2
 import numpy as np
 
 from oilspill.io.georef import Georef, encode_geotiff
+from oilspill.io.images import with_pixel_size
 from oilspill.sar import _shapes
+from oilspill.sar.overlay import colour_mask
 from oilspill.sar.records import Cls
 
 # A synthetic GeoTIFF lies in UTM zone 31N (the North Sea) at 10 m pixels, like IW GRD high res.
@@ -253,9 +255,7 @@ def _recount(slicks: list[SlickTruth], instances: np.ndarray) -> list[SlickTruth
 
 def colour_labels(truth: np.ndarray) -> np.ndarray:
     """The colour label map of the public dataset (BGR): black sea, cyan oil, red look-alike…"""
-    lut = np.array([(0, 0, 0), (255, 255, 0), (0, 0, 255), (0, 76, 153), (0, 153, 0)], np.uint8)
-    out: np.ndarray = lut[np.minimum(truth, 4)]
-    return out
+    return colour_mask(np.minimum(truth, 4).astype(np.uint8))
 
 
 def write_zip(
@@ -284,7 +284,7 @@ def write_zip(
                 assert scene.georef is not None
                 zf.writestr(f"{stem}.tif", encode_geotiff(scene.image, scene.georef))
             else:
-                zf.writestr(f"{stem}.png", _png(scene.image))
+                zf.writestr(f"{stem}.png", with_pixel_size(_png(scene.image), SYNTH_PIXEL_M))
             if with_truth:
                 zf.writestr(f"truth/{stem}_labels.png", _png(scene.truth))
                 zf.writestr(f"truth/{stem}_labels_color.png", _png(colour_labels(scene.truth)))

@@ -30,13 +30,16 @@ class ResultZip:
 
 
 def entries(store: JobStore, job: Job) -> Iterator[tuple[str, Path]]:
-    """Every (name in the zip, file) of a finished job's results."""
+    """Every (name in the zip, file) of a finished job's results (blocking: it stats files)."""
     for item in job.items:
         if item.status is ItemStatus.DONE:
             suffix = results.overlay_suffix(item.name, item.fmt)
             yield item.name, store.out_path(job.id, item.index, suffix)
             mask = store.out_path(job.id, item.index, results.mask_suffix(item.mask_name))
             yield item.mask_name, mask
+            preview = store.out_path(job.id, item.index, results.MASK_PREVIEW_SUFFIX)
+            if preview.exists():  # jobs finished by versions before it have none
+                yield item.mask_preview_name, preview
     for name in REPORTS:
         yield name, store.job_dir(job.id) / name
 

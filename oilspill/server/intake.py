@@ -35,7 +35,7 @@ from oilspill.errors import (
 from oilspill.io import images, safe
 from oilspill.io.georef import read_georef
 from oilspill.io.s1name import parse_s1_product_id
-from oilspill.server.jobs import Item, ItemStatus
+from oilspill.server.jobs import Item, ItemStatus, mask_preview_name
 
 log = logging.getLogger(__name__)
 
@@ -423,6 +423,7 @@ def _product_item(result: Unpacked, taken: set[str], product_id: str) -> Item:
     name = _unique(f"{product_id}.png", taken)
     item = Item(index=len(result.items), name=name, mask_name="", fmt="safe")
     item.mask_name = _unique(_mask_name(name, True), taken)
+    taken.add(mask_preview_name(item.mask_name).lower())
     result.items.append(item)
     return item
 
@@ -440,6 +441,7 @@ def _admit(
     item = Item(index=len(result.items), name=out_name, mask_name="", fmt=fmt or "")
     georeferenced = fmt == "tiff" and read_georef(dest) is not None
     item.mask_name = _unique(_mask_name(out_name, georeferenced), taken)
+    taken.add(mask_preview_name(item.mask_name).lower())
     if fmt is None:
         dest.unlink()
         item.status = ItemStatus.FAILED

@@ -59,6 +59,15 @@ class Item:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def mask_preview_name(self) -> str:
+        """The mask as a colour picture in the result zip: `masks/<stem>.preview.png`."""
+        return mask_preview_name(self.mask_name)
+
+
+def mask_preview_name(mask_name: str) -> str:
+    return mask_name.rpartition(".")[0] + ".preview.png"
+
 
 @dataclass
 class Job:

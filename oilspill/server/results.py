@@ -18,7 +18,9 @@ from oilspill.backends.base import Segmentation
 from oilspill.io import images
 from oilspill.io.georef import write_cog_mask
 from oilspill.io.images import Raster
+from oilspill.sar.overlay import CLASS_RGB, colour_mask
 from oilspill.sar.records import Cls
+from oilspill.sar.tilemask import Mask, TileMask
 from oilspill.server.jobs import Item
 
 PREVIEW_PX = 1600
@@ -34,9 +36,11 @@ def mask_suffix(mask_name: str) -> str:
     return ".mask.tif" if mask_name.endswith(".tif") else ".mask.png"
 
 
+MASK_PREVIEW_SUFFIX = ".mask-preview.png"  # the mask in colours, at most MASK_PREVIEW_PX
+MASK_PREVIEW_PX = 1024
 PREVIEW_SUFFIX = ".original-preview.jpg"  # the input, for the page, at most PREVIEW_PX
 THUMB_SUFFIX = ".annotated-thumbnail.jpg"  # the annotated image, at most THUMB_PX
-KINDS = ("overlay", "original", "thumbnail", "mask")
+KINDS = ("overlay", "original", "thumbnail", "mask", "mask-preview")
 
 
 def output_suffix(kind: str, item: Item) -> str | None:
@@ -46,6 +50,7 @@ def output_suffix(kind: str, item: Item) -> str | None:
         "original": PREVIEW_SUFFIX,
         "thumbnail": THUMB_SUFFIX,
         "mask": mask_suffix(item.mask_name),
+        "mask-preview": MASK_PREVIEW_SUFFIX,
     }.get(kind)
 
 
@@ -64,8 +69,10 @@ def write_outputs(
         encoded = images.encode(overlay, fmt)
     Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
 
+    Path(f"{stem}{MASK_PREVIEW_SUFFIX}").write_bytes(images.encode_png(_mask_preview(seg.mask)))
     if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
-        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef)
+        colours = {int(c): rgb for c, rgb in CLASS_RGB.items()}
+        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef, colours)
     else:
         mask = np.ascontiguousarray(np.asarray(seg.mask), dtype=np.uint8)
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
@@ -78,6 +85,20 @@ def write_outputs(
         images.encode(images.fit_within(seg.overlay[..., :3], THUMB_PX), "jpeg")
     )
     return describe(raster, seg)
+
+
+def _mask_preview(mask: Mask) -> np.ndarray:
+    """The class mask in colours, at most MASK_PREVIEW_PX, decimated (nearest) tile by tile."""
+    h, w = mask.shape[:2]
+    scale = min(1.0, MASK_PREVIEW_PX / max(h, w))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if isinstance(mask, TileMask):
+        small = mask.decimated(size)
+    elif scale < 1.0:
+        small = cv2.resize(np.asarray(mask, np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
+    else:
+        small = np.asarray(mask, np.uint8)
+    return colour_mask(small)
 
 
 def _preview(raster: Raster) -> np.ndarray:

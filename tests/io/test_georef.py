@@ -81,3 +81,10 @@ def test_mask_is_a_cloud_optimized_geotiff(tmp_path: Path) -> None:
     with tifffile.TiffFile(path) as tif:  # tifffile alone, without imagecodecs
         assert np.array_equal(tif.asarray(), mask)
     assert not list(tmp_path.glob("*.part.tif"))
+
+
+def test_a_mask_can_carry_a_colour_table(tmp_path: Path) -> None:
+    path = tmp_path / "m.tif"
+    write_cog_mask(path, np.zeros((64, 64), np.uint8), UTM, {0: (0, 0, 0), 1: (0, 255, 255)})
+    with rasterio.open(path) as src:
+        assert src.colormap(1)[1] == (0, 255, 255, 255)

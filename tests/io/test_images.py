@@ -73,3 +73,29 @@ def test_results_keep_the_format_the_name_promises() -> None:
     assert images.output_format("a.png", "webp") == "png"
     assert images.output_format("scene.JPG", "jpeg") == "jpeg"
     assert images.output_format("noext", "tiff") == "tiff"
+
+
+def test_a_png_can_state_its_ground_pixel_size(tmp_path: Path) -> None:
+    png = images.encode(np.full((20, 30), 90, np.uint8), "png")
+    assert images.png_pixel_size(png) is None
+    stated = images.with_pixel_size(png, 12.5)
+    assert images.png_pixel_size(stated) == 12.5
+    path = tmp_path / "a.png"
+    path.write_bytes(stated)
+    raster = images.read(path)
+    assert raster.pixel_size_m == 12.5 and raster.shape == (20, 30)
+
+
+def test_synthetic_pngs_carry_their_pixel_size_so_areas_are_in_km2(tmp_path: Path) -> None:
+    import zipfile
+
+    from oilspill.backends.sar import segment_raster
+    from oilspill.sar import synth
+
+    synth.write_zip(tmp_path / "s.zip", 1, size=(640, 400), seed=3)
+    data = zipfile.ZipFile(tmp_path / "s.zip").read("synth_00003.png")
+    assert images.png_pixel_size(data) == synth.SYNTH_PIXEL_M
+    (tmp_path / "s.png").write_bytes(data)
+    seg = segment_raster(images.read(tmp_path / "s.png"))
+    assert seg.info["pixel_size_m"] == [synth.SYNTH_PIXEL_M] * 2
+    assert all(s.area_km2 is not None for s in seg.slicks)

@@ -66,6 +66,7 @@ def test_download_is_a_streamed_zip_with_every_output(client: TestClient) -> Non
     zf = zipfile.ZipFile(io.BytesIO(response.content))
     assert set(zf.namelist()) == {
         "scene_00.png", "scene_01.png", "masks/scene_00.png", "masks/scene_01.png",
+        "masks/scene_00.preview.png", "masks/scene_01.preview.png",
         "summary.csv", "report.json", "slicks.geojson",
     }  # fmt: skip
     annotated = cv2.imdecode(np.frombuffer(zf.read("scene_00.png"), np.uint8), cv2.IMREAD_COLOR)
@@ -76,6 +77,11 @@ def test_download_is_a_streamed_zip_with_every_output(client: TestClient) -> Non
         and mask.dtype == np.uint8
         and set(np.unique(mask)) <= set(range(5))
     )
+    preview = cv2.imdecode(np.frombuffer(zf.read("masks/scene_00.preview.png"), np.uint8), -1)
+    assert preview.shape == (240, 320, 3)  # the mask in the dataset's colours
+    oil = mask == 1
+    if oil.any():
+        assert tuple(preview[oil][0]) == (255, 255, 0)  # cyan, BGR
     rows = list(csv.DictReader(io.StringIO(zf.read("summary.csv").decode())))
     assert [r["name"] for r in rows] == ["scene_00.png", "scene_01.png"]
     assert all(r["status"] == "done" for r in rows)
