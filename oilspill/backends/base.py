@@ -30,6 +30,8 @@ class Segmentation:
     # The overlay already encoded, as (format, bytes), when a remote service sent it:
     # written as it came when that is the output format, instead of re-encoding it.
     overlay_file: tuple[str, bytes] | None = None
+    # The input as the overlay shows it (same stretch), when the segmenter made one.
+    quicklook: np.ndarray | None = None
 
     @property
     def oil_pixels(self) -> int:

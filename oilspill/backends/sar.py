@@ -30,4 +30,6 @@ def segment_raster(raster: Raster, pixel_size_m: float | None = None) -> Segment
     # The size the file states wins over the setting, which is for files that carry none.
     size = raster.pixel_size_m or pixel_size_m
     found = sar.detect(raster.pixels, pixel_size_m=size, georef=raster.georef, form=form)
-    return Segmentation(found.mask, found.overlay, found.slicks, found.ships, found.info)
+    return Segmentation(
+        found.mask, found.overlay, found.slicks, found.ships, found.info, quicklook=found.quicklook
+    )

@@ -46,19 +46,14 @@ def quicklook(
 
 
 def draw_overlay(
-    db: np.ndarray,
-    valid: np.ndarray,
+    grey: np.ndarray,
+    scale: float,
     mask: np.ndarray,
     slicks: list[Slick],
     ships: list[Ship],
-    max_side: int = MAX_SIDE,
-    scale: float | None = None,
 ) -> np.ndarray:
-    """BGR picture: oil filled cyan and outlined, look-alikes orange, ships circled, land green."""
-    if scale is None:
-        grey, scale = quicklook(db, valid, max_side)
-    else:  # `db` and `valid` are already a quicklook at `scale` (tiled large scenes)
-        grey, _ = quicklook(db, valid, max(db.shape))
+    """BGR picture on the `quicklook` `grey` (at `scale` of the input): oil filled cyan and
+    outlined, look-alikes orange, ships circled, land green."""
     img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     h, w = grey.shape
     m = mask if mask.shape == (h, w) else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)

@@ -11,7 +11,7 @@ from oilspill.io.ground import Ground
 from oilspill.io.images import Pixels
 from oilspill.sar import forms, tiling
 from oilspill.sar.detector import NAME, TILED_ABOVE_PX, VERSION, Analysis, analyse, make_slicks
-from oilspill.sar.overlay import draw_overlay
+from oilspill.sar.overlay import draw_overlay, quicklook
 from oilspill.sar.records import Detection
 
 
@@ -43,20 +43,19 @@ def detect(
         t = tiling.analyse_tiled(values, form, net=net)
         an = Analysis(t.mask, t.objects, t.ships, t.thresholds)
         slicks = make_slicks(an.objects, an.ships, px, ground)
-        overlay = draw_overlay(
-            t.preview_db, t.preview_valid, t.preview_mask, slicks, an.ships, scale=t.preview_scale
-        )
+        grey, _ = quicklook(t.preview_db, t.preview_valid, max(t.preview_db.shape))
+        scale = t.preview_scale
+        overlay = draw_overlay(grey, scale, t.preview_mask, slicks, an.ships)
         meta = (t.form, t.sar_like, t.looks, t.units_per_db, t.warnings)
-        overlay_scale = t.preview_scale
     else:
         assert isinstance(values, np.ndarray)
         sar = forms.load(values, form)
         an = analyse(sar, net=net)
         slicks = make_slicks(an.objects, an.ships, px, ground)
         assert isinstance(an.mask, np.ndarray)
-        overlay = draw_overlay(sar.db, sar.valid, an.mask, slicks, an.ships)
+        grey, scale = quicklook(sar.db, sar.valid)
+        overlay = draw_overlay(grey, scale, an.mask, slicks, an.ships)
         meta = (sar.form, sar.sar_like, sar.looks, sar.units_per_db, sar.warnings)
-        overlay_scale = 1.0
     info: dict[str, Any] = {
         "detector": NAME if net else NAME + " (classical only)",
         "version": VERSION,
@@ -66,12 +65,12 @@ def detect(
         "units_per_db": round(meta[3], 3),
         "thresholds": an.thresholds,
         "pixel_size_m": list(px) if px else None,
-        "overlay_scale": round(overlay_scale, 6),  # overlay pixels per input pixel (<1: reduced)
+        "overlay_scale": round(scale, 6),  # overlay pixels per input pixel (<1: reduced)
         "warnings": list(meta[4]),
     }
     if px is None:
         info["warnings"].append("pixel size unknown: areas in km² and lengths in m are null")
-    return Detection(an.mask, overlay, slicks, an.ships, info)
+    return Detection(an.mask, overlay, slicks, an.ships, info, quicklook=grey)
 
 
 def _pixel_size(georef: Georef | None, arg: float | None) -> tuple[float, float] | None:

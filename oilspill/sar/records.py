@@ -79,6 +79,8 @@ class Detection:
     ships: list[Ship] = field(default_factory=list)
     # Detector name, version, thresholds, detected input form, warnings ("not SAR-like").
     info: dict[str, Any] = field(default_factory=dict)
+    # The grey picture the overlay is drawn on (same size and stretch): the input as shown.
+    quicklook: np.ndarray | None = None
 
     @property
     def oil_pixels(self) -> int:

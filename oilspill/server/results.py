@@ -77,7 +77,12 @@ def write_outputs(
         mask = np.ascontiguousarray(np.asarray(seg.mask), dtype=np.uint8)
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
 
-    preview = _preview(raster)
+    # The original as the annotated image shows it (same stretch), else a stretch of its own.
+    preview = (
+        images.fit_within(seg.quicklook, PREVIEW_PX)
+        if seg.quicklook is not None
+        else _preview(raster)
+    )
     if preview.ndim == 3 and preview.shape[2] == 4:
         preview = cv2.cvtColor(preview, cv2.COLOR_BGRA2BGR)
     Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(preview, "jpeg"))

@@ -518,3 +518,19 @@ def test_the_data_folder_cap_refuses_uploads_that_would_pass_it(
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and p.name != ".lock"]
     body = upload(client, image_zip(1)).json()  # a small one still fits
     assert wait_for(client, body["job_id"])["status"] == "SUCCESS"
+
+
+def test_the_original_is_shown_with_the_annotated_images_stretch(client: TestClient) -> None:
+    body = upload(client, image_zip(1)).json()
+    wait_for(client, body["job_id"])
+    base = f"/api/v1/jobs/{body['job_id']}/images/0"
+
+    def picture(kind: str) -> np.ndarray:
+        data = np.frombuffer(client.get(f"{base}/{kind}").content, np.uint8)
+        return cv2.imdecode(data, cv2.IMREAD_GRAYSCALE).astype(np.int16)
+
+    mask = cv2.imdecode(np.frombuffer(client.get(f"{base}/mask").content, np.uint8), -1)
+    sea = mask == 0  # nothing is drawn over the open sea
+    original, overlay = picture("original"), picture("overlay")
+    assert original.shape == overlay.shape
+    assert float(np.median(np.abs(original[sea] - overlay[sea]))) <= 3  # JPEG noise only

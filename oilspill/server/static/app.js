@@ -6,16 +6,20 @@
 //   DELETE /api/v1/jobs/{id}                    cancel / delete
 //   GET    /api/v1/jobs/{id}/images/{i}         one image's detections (the enlarged view only)
 //   GET    /api/v1/jobs/{id}/images/{i}/{kind}  thumbnail, overlay, original
-//   GET    /healthz                             the upload limit and how long results are kept
-// A job has its own address, /jobs/{id}, so it can be reloaded or shared.
+//   GET    /healthz                             the upload limit, how long results are kept,
+//                                               how many images are processed at once
+// A job has its own address, /jobs/{id}, so it can be reloaded or shared. The jobs
+// uploaded from this browser are remembered (localStorage) while they are kept.
 
 import {
   formatArea,
   formatBytes,
+  formatConfidence,
   formatDuration,
   formatNumber,
   formatPercent,
   formatSpan,
+  formatTime,
   initialLanguage,
   language,
   setLanguage,
@@ -28,6 +32,27 @@ const POLL_FINISHED_MS = 10000; // afterwards, to keep the countdown in sync
 const POLL_RETRY_MS = 3000; // after a network error
 const LIMITS_TIMEOUT_MS = 5000; // an upload waits this long at most for /healthz
 const CARD_CONFIDENCES = 3; // confidences listed on a card; the viewer lists all
+const RECENT_KEY = "oilspill.recent"; // localStorage: this browser's recent jobs
+const RECENT_MAX = 10;
+// Error codes of the server's JSON bodies that the page words in its own language.
+const KNOWN_ERRORS = new Set([
+  "bad_request",
+  "bad_archive",
+  "no_images",
+  "too_large",
+  "busy",
+  "insufficient_storage",
+  "request_timeout",
+  "client_closed_request",
+  "not_found",
+  "gone",
+  "not_ready",
+  "method_not_allowed",
+  "internal",
+  "internal_error",
+]);
+// No drag and drop where the pointer is a finger (phones, tablets).
+const TOUCH = [window.matchMedia("(pointer: coarse)"), window.matchMedia("(hover: none)")];
 
 const state = {
   generation: 0, // bumped whenever the page switches job; late answers are dropped
@@ -40,12 +65,14 @@ const state = {
   pollTimer: 0,
   pollingGeneration: null, // the generation whose job request is in flight
   details: new Map(), // image index -> detail record, or "error" (enlarged view only)
-  limits: null, // {max_upload_bytes, ttl} from /healthz, once known
+  limits: null, // {max_upload_bytes, ttl, workers} from /healthz, once known
   limitsReady: null, // a promise settled when /healthz answered, failed or timed out
   upload: null, // the XMLHttpRequest in flight
   uploadProgress: null, // {name, loaded, total, sent}
   uploadMessage: null, // {key, params (or a function making them), detail, retry, kind}
   viewerIndex: null,
+  dragging: false,
+  recent: [], // [{id, name, created, expires_at}], newest first
 };
 
 const $ = (id) => document.getElementById(id);
@@ -75,7 +102,11 @@ function loadLimits() {
     .then((health) => {
       if (!health) return;
       const number = (value) => (typeof value === "number" && value >= 0 ? value : null);
-      state.limits = { max_upload_bytes: number(health.max_upload_bytes), ttl: number(health.ttl) };
+      state.limits = {
+        max_upload_bytes: number(health.max_upload_bytes),
+        ttl: number(health.ttl),
+        workers: number(health.workers),
+      };
       renderHint();
       renderJob();
     })
@@ -150,6 +181,7 @@ function uploadAnswered(xhr, file) {
   state.uploadProgress = null;
   const body = xhr.response;
   if (xhr.status === 202 && body?.id) {
+    rememberJob(body);
     state.uploadMessage = {
       key: "upload.accepted",
       params: () => ({ name: file.name, total: formatBytes(file.size), images: body.progress.total }),
@@ -159,8 +191,10 @@ function uploadAnswered(xhr, file) {
     openJob(body.id, { push: true, resource: body });
     return;
   }
+  // A known code is worded in the page's language; the server's own text follows.
+  const code = typeof body?.error === "string" && KNOWN_ERRORS.has(body.error) ? body.error : null;
   state.uploadMessage = {
-    key: "upload.rejected",
+    key: code ? `error.${code}` : "upload.rejected",
     params: { name: file.name, status: xhr.status },
     detail: body?.detail ?? xhr.statusText,
     retry: Number(xhr.getResponseHeader("Retry-After")) || 0,
@@ -223,6 +257,19 @@ async function pickFiles(files) {
   startUpload(file);
 }
 
+function isTouch() {
+  return TOUCH.some((query) => query.matches);
+}
+
+function renderDrop() {
+  const touch = isTouch();
+  $("drop").classList.toggle("dragging", state.dragging);
+  $("drop-title").textContent = t(
+    state.dragging ? "drop.active" : touch ? "drop.titleTouch" : "drop.title",
+  );
+  $("drop-or").textContent = t(touch ? "drop.orTouch" : "drop.or");
+}
+
 function setUpDropping() {
   const input = $("file");
   const drop = $("drop");
@@ -234,9 +281,10 @@ function setUpDropping() {
   // The whole window takes the drop, so a near miss does not open the zip in the tab.
   let depth = 0;
   const dragging = (on) => {
-    drop.classList.toggle("dragging", on);
-    $("drop").querySelector(".drop-title").textContent = t(on ? "drop.active" : "drop.title");
+    state.dragging = on;
+    renderDrop();
   };
+  for (const query of TOUCH) query.addEventListener("change", renderDrop);
   const hasFiles = (event) => event.dataTransfer?.types.includes("Files");
   window.addEventListener("dragenter", (event) => {
     if (!hasFiles(event)) return;
@@ -386,6 +434,7 @@ function isDue() {
 
 function applyResource(job) {
   state.job = job;
+  updateRecent(job);
   state.offline = false;
   state.secondsLeft = job.seconds_left;
   state.syncedAt = performance.now();
@@ -397,6 +446,7 @@ function applyResource(job) {
 function endJob(kind) {
   clearTimeout(state.pollTimer);
   state.ended = kind;
+  forgetRecent(state.jobId); // expired, deleted or unknown: nothing to go back to
   state.offline = false;
   forgetAcceptedUpload();
   if ($("viewer").open) $("viewer").close();
@@ -422,6 +472,7 @@ async function cancelJob() {
 }
 
 function tick() {
+  pruneRecent();
   if (!state.job || state.ended) return;
   renderCountdown();
   if (isFinished(state.job) && secondsLeft() <= 0 && !state.offline) poll();
@@ -430,6 +481,7 @@ function tick() {
 // Job: rendering -------------------------------------------------------------------
 
 function renderJob() {
+  renderRecent();
   const section = $("job");
   section.hidden = !state.jobId;
   if (!state.jobId) {
@@ -445,9 +497,12 @@ function renderJob() {
   renderProgress();
   renderCountdown();
   renderJobMessage();
-  $("summary").hidden = !job;
+  // A job deleted here collapses to its heading and one line: nothing of it is left.
+  const removed = state.ended === "cancelled" || state.ended === "deleted";
+  $("summary").hidden = !job || removed;
   $("gallery").hidden = !job || Boolean(state.ended);
-  if (job) {
+  if (removed) $("area-note").hidden = $("skipped").hidden = true;
+  if (job && !removed) {
     renderSummary(job);
     renderGallery(job);
   }
@@ -532,20 +587,28 @@ function renderJobMessage() {
   box.dataset.kind = state.ended || (state.offline ? "offline" : "");
 }
 
+const hasKm2 = (image) => typeof image.oil_area_km2 === "number";
+
+/**
+ * The job's total oil area in km², or null when an image with oil has no pixel size:
+ * pixels of images of different sizes and resolutions do not add up to anything.
+ */
+function totalKm2(done) {
+  const withOil = done.filter((image) => image.oil_pixels > 0);
+  if (!withOil.every(hasKm2)) return null;
+  return withOil.reduce((sum, image) => sum + image.oil_area_km2, 0);
+}
+
 function summarize(job) {
   const done = job.images.filter((image) => image.status === "done");
-  const known = done.filter((image) => image.oil_area_km2 !== null);
-  const unknown = done.filter((image) => image.oil_area_km2 === null);
-  const km2 = known.reduce((sum, image) => sum + image.oil_area_km2, 0);
-  const pixels = unknown.reduce((sum, image) => sum + image.oil_pixels, 0);
-  let area = formatArea(km2, 0);
-  if (unknown.length && !known.length) area = formatArea(null, pixels);
-  else if (unknown.length && pixels) area += ` + ${formatArea(null, pixels)}`;
+  const km2 = totalKm2(done);
+  let area = "–";
+  if (done.length) area = km2 === null ? t("summary.areaUnknown") : formatArea(km2, 0);
   return {
     images: formatNumber(job.progress.total),
     processed: formatNumber(done.length),
     withSlicks: formatNumber(done.filter((image) => image.slicks > 0).length),
-    area: done.length ? area : "–",
+    area,
     failed: formatNumber(job.progress.failed),
     skipped: formatNumber(job.skipped.length),
   };
@@ -554,6 +617,10 @@ function summarize(job) {
 function renderSummary(job) {
   const values = summarize(job);
   for (const dd of $("summary").querySelectorAll("dd")) dd.textContent = values[dd.dataset.key];
+  const note = $("area-note");
+  const unknown = totalKm2(job.images.filter((image) => image.status === "done")) === null;
+  note.hidden = !unknown;
+  note.textContent = unknown ? t("summary.areaWhy") : "";
   const skipped = $("skipped");
   skipped.hidden = job.skipped.length === 0 || Boolean(state.ended);
   skipped.textContent = `${t("summary.skipped")}: ${job.skipped.join(", ")}`;
@@ -561,15 +628,28 @@ function renderSummary(job) {
 
 // Gallery ---------------------------------------------------------------------------
 
+/**
+ * The indices of the images being processed now, as near as the page can tell: the
+ * first `workers` images still pending, in index order, while the job runs (the
+ * workers take a job's images in order). The rest of the pending images wait.
+ */
+function processingIndices(job) {
+  if (job.state !== "running" || state.ended) return new Set();
+  const workers = Math.max(1, state.limits?.workers || 1);
+  const pending = job.images.filter((image) => image.status === "pending");
+  return new Set(pending.slice(0, workers).map((image) => image.index));
+}
+
 function renderGallery(job) {
   const gallery = $("gallery");
+  const processing = processingIndices(job);
   for (const image of job.images) {
     let card = gallery.children[image.index];
     if (!card) {
       card = createCard(image);
       gallery.append(card);
     }
-    updateCard(card, image);
+    updateCard(card, image, processing.has(image.index));
   }
 }
 
@@ -596,21 +676,24 @@ function createCard(image) {
   );
 }
 
-function updateCard(card, image) {
-  card.dataset.status = image.status;
+function updateCard(card, image, processing) {
+  // "processing" is the page's guess (see processingIndices); the server says "pending".
+  const shown = processing ? "processing" : image.status;
+  card.dataset.status = shown;
   const thumb = card.querySelector(".thumb");
   const img = thumb.querySelector("img");
   const done = image.status === "done";
   thumb.disabled = !done;
   thumb.setAttribute("aria-label", t("image.enlarge", { name: image.name }));
   if (done && img.getAttribute("src") !== image.links.thumbnail) img.src = image.links.thumbnail;
-  thumb.querySelector(".thumb-mark").textContent = t(`image.${image.status}`);
+  thumb.querySelector(".thumb-mark").textContent = t(`image.${shown}`);
   const [count, area, confidence] = card.querySelectorAll(".card-line");
   count.dataset.slicks = done ? image.slicks : "";
   if (done) count.replaceChildren(...countParts(image));
-  else count.textContent = t(`image.${image.status}`);
+  else count.textContent = t(`image.${shown}`);
   area.textContent = done ? t("image.area", { area: areaOf(image) }) : "";
-  confidence.textContent = done ? confidenceText(image) : "";
+  area.title = done && !hasKm2(image) && image.oil_pixels > 0 ? t("area.noScale") : "";
+  confidence.replaceChildren(...(done ? confidenceParts(image) : []));
   card.querySelector(".card-line.count").classList.toggle("error", image.status === "failed");
   if (image.status === "failed") {
     area.textContent = t("image.why", { error: image.error || "?" });
@@ -631,17 +714,145 @@ function areaOf(image) {
   return formatArea(image.oil_area_km2, image.oil_pixels);
 }
 
-/** The confidence of each oil slick, from the job resource (highest first). */
-function confidenceText(image) {
+/**
+ * The confidence of each oil slick, from the job resource (highest first): the first
+ * few, then "+N" for the rest, which says "and N more" to a screen reader and on hover.
+ */
+function confidenceParts(image) {
   const confidences = image.confidences;
-  if (!Array.isArray(confidences)) return "";
-  if (confidences.length === 0) return t("image.noOil");
-  const shown = confidences.slice(0, CARD_CONFIDENCES).map((value) => formatPercent(value));
-  let list = shown.join(", ");
-  if (confidences.length > CARD_CONFIDENCES) {
-    list += ` ${t("image.more", { n: confidences.length - CARD_CONFIDENCES })}`;
+  if (!Array.isArray(confidences)) return [];
+  if (confidences.length === 0) return [t("image.noOil")];
+  const list = confidences.slice(0, CARD_CONFIDENCES).map(formatConfidence).join(", ");
+  const parts = [t("image.confidence", { list })];
+  const more = confidences.length - CARD_CONFIDENCES;
+  if (more > 0) {
+    const label = t("image.moreLabel", { n: formatNumber(more) });
+    const marker = t("image.more", { n: formatNumber(more) });
+    parts.push(" ", el("span", { class: "more", role: "img", "aria-label": label, title: label }, marker));
   }
-  return t("image.confidence", { list });
+  return parts;
+}
+
+// Recent jobs: the ones uploaded from this browser, while the server keeps them -------
+
+function isRecentEntry(entry) {
+  return (
+    entry &&
+    typeof entry.id === "string" &&
+    /^[0-9a-f]{1,64}$/.test(entry.id) &&
+    (entry.expires_at === null || typeof entry.expires_at === "number")
+  );
+}
+
+function loadRecent() {
+  let list = [];
+  try {
+    list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+  } catch {
+    // storage blocked or garbled: start afresh
+  }
+  state.recent = Array.isArray(list) ? list.filter(isRecentEntry).slice(0, RECENT_MAX) : [];
+}
+
+function saveRecent() {
+  try {
+    localStorage.setItem(RECENT_KEY, JSON.stringify(state.recent));
+  } catch {
+    // not remembered beyond this page; nothing else to do
+  }
+  renderRecent();
+}
+
+/** Remember a job just uploaded (the 202 answer is its resource), newest first. */
+function rememberJob(job) {
+  const entry = {
+    id: job.id,
+    name: job.upload_name || "",
+    created: typeof job.created_at === "number" ? job.created_at : Date.now() / 1000,
+    expires_at: typeof job.expires_at === "number" ? job.expires_at : null,
+  };
+  state.recent = [entry, ...state.recent.filter((e) => e.id !== job.id)].slice(0, RECENT_MAX);
+  saveRecent();
+}
+
+/** Keep a remembered job's deletion time as the server last said it. */
+function updateRecent(job) {
+  const entry = state.recent.find((e) => e.id === job.id);
+  const expires = typeof job.expires_at === "number" ? job.expires_at : null;
+  if (!entry || entry.expires_at === expires) return;
+  entry.expires_at = expires;
+  saveRecent();
+}
+
+function forgetRecent(id) {
+  const kept = state.recent.filter((e) => e.id !== id);
+  if (kept.length === state.recent.length) return;
+  state.recent = kept;
+  saveRecent();
+}
+
+/** Drop the jobs whose results the server has deleted by now. */
+function pruneRecent() {
+  const now = Date.now() / 1000;
+  const kept = state.recent.filter((e) => e.expires_at === null || e.expires_at > now);
+  if (kept.length === state.recent.length) return;
+  state.recent = kept;
+  saveRecent();
+}
+
+/** Ask the server about each remembered job once: a 404 or 410 means it is gone. */
+async function checkRecent() {
+  for (const entry of [...state.recent]) {
+    if (entry.id === state.jobId) continue; // the open job is polled anyway
+    let response;
+    try {
+      const url = `/api/v1/jobs/${encodeURIComponent(entry.id)}?limit=1`;
+      response = await fetch(url, { cache: "no-store" });
+    } catch {
+      return; // offline: keep them all for now
+    }
+    if (response.status === 404 || response.status === 410) forgetRecent(entry.id);
+    else if (response.ok) {
+      const body = await response.json().catch(() => null);
+      if (body?.id === entry.id) updateRecent(body);
+    }
+  }
+}
+
+let recentShown = ""; // what the list shows, so a poll does not rebuild it (and drop focus)
+
+function renderRecent() {
+  const box = $("recent");
+  // Shown once there is another job to go back to; the open one is marked in it.
+  box.hidden = !state.recent.some((entry) => entry.id !== state.jobId);
+  const shown = JSON.stringify([language(), state.jobId, state.recent]);
+  if (box.hidden || shown === recentShown) return;
+  recentShown = shown;
+  const items = state.recent.map((entry) => {
+    const link = el(
+      "a",
+      { href: `/jobs/${encodeURIComponent(entry.id)}`, class: "recent-link" },
+      el("bdi", { text: entry.name || t("recent.unnamed", { id: entry.id.slice(0, 8) }) }),
+    );
+    if (entry.id === state.jobId) link.setAttribute("aria-current", "page");
+    link.addEventListener("click", (event) => {
+      if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      if (entry.id === state.jobId) return;
+      history.pushState(null, "", link.getAttribute("href"));
+      route();
+    });
+    const meta = [t("recent.created", { time: formatTime(entry.created) })];
+    if (entry.expires_at !== null) meta.push(t("recent.expires", { time: formatTime(entry.expires_at) }));
+    return el(
+      "li",
+      { class: "recent-item", dataset: { id: entry.id } },
+      link,
+      " ",
+      el("span", { class: "recent-meta", text: meta.join(" · ") }),
+    );
+  });
+  $("recent-list").replaceChildren(...items);
 }
 
 // Image details: the enlarged view's detections table, fetched once per image -----------
@@ -742,12 +953,18 @@ function detectionTable(slicks) {
         { class: `cls-${slick.cls}` },
         el("td", { text: String(slick.id) }),
         el("td", {}, clsLabel(slick.cls)),
-        el("td", { class: "num", text: formatPercent(slick.confidence) }),
+        el("td", { class: "num", text: confidenceOf(slick) }),
         el("td", { class: "num", text: formatArea(slick.area_km2 ?? null, slick.area_px) }),
         el("td", { class: "num", text: lengthOf(slick) }),
       ),
     );
   return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
+}
+
+/** Oil's confidence; for a look-alike, the oil score that made it one (2 % is not "sure"). */
+function confidenceOf(slick) {
+  const percent = formatConfidence(slick.confidence);
+  return slick.cls === 2 ? t("viewer.lookalikeScore", { percent }) : percent;
 }
 
 function clsLabel(cls) {
@@ -787,6 +1004,7 @@ function applyLanguage(lang, remember) {
   for (const button of document.querySelectorAll(".lang-button")) {
     button.setAttribute("aria-pressed", String(button.dataset.lang === language()));
   }
+  renderDrop();
   renderHint();
   renderUpload();
   renderJob();
@@ -797,6 +1015,8 @@ function applyLanguage(lang, remember) {
 
 async function start() {
   const limits = loadLimits();
+  loadRecent();
+  pruneRecent();
   applyLanguage(initialLanguage(), false);
   for (const button of document.querySelectorAll(".lang-button")) {
     button.addEventListener("click", () => applyLanguage(button.dataset.lang, true));
@@ -812,8 +1032,14 @@ async function start() {
     closeJob();
   });
   window.addEventListener("popstate", route);
+  window.addEventListener("storage", (event) => {
+    if (event.key !== RECENT_KEY) return;
+    loadRecent(); // another tab uploaded or deleted a job
+    renderRecent();
+  });
   setInterval(tick, 1000);
   route();
+  checkRecent();
   // The drop zone's hint names the upload limit: shown at once rather than moments later.
   await Promise.race([limits, new Promise((resolve) => setTimeout(resolve, 800))]);
   document.body.dataset.ready = "true";

@@ -1,8 +1,9 @@
 // Texts of the page in English and Russian, and the helpers that pick and format them.
 //
 // Russian texts are written as "label: number" where a number follows, so
-// no word has to agree with it. Messages from the server are shown as they
-// come (in English): they are the server's own words.
+// no word has to agree with it. An error from the server is worded here from
+// its machine code (`error` in the JSON body); the server's own text (in
+// English) follows as the detail.
 
 const TEXTS = {
   en: {
@@ -16,12 +17,30 @@ const TEXTS = {
     "drop.hint": "PNG, JPEG, WebP, BMP or TIFF images inside a .zip",
     "drop.hintLimit": "PNG, JPEG, WebP, BMP or TIFF images inside a .zip of up to {limit}",
     "drop.active": "Release to upload",
+    "drop.titleTouch": "Choose a zip of images",
+    "drop.orTouch": "tap to pick a file",
     "upload.progress": "Uploading {name}: {loaded} of {total} ({percent})",
     "upload.unpacking": "Uploaded {total}. The server is checking the archive…",
     "upload.accepted": "{name} ({total}) was accepted: {images} images.",
     "upload.stop": "Stop upload",
     "upload.stopped": "Upload stopped.",
     "upload.rejected": "The server did not accept {name} ({status}):",
+    "error.bad_request": "The server could not read the upload of {name} ({status}).",
+    "error.bad_archive":
+      "{name} is not a readable zip archive: damaged, encrypted or not a zip ({status}).",
+    "error.no_images": "{name} holds no images that can be processed ({status}).",
+    "error.too_large": "{name} is over one of this server's size limits ({status}).",
+    "error.busy": "The server is busy and did not take {name} ({status}).",
+    "error.insufficient_storage":
+      "The server has no room for {name} now; nothing was kept ({status}).",
+    "error.request_timeout": "The upload of {name} was too slow; the server stopped it ({status}).",
+    "error.client_closed_request": "The upload of {name} was broken off ({status}).",
+    "error.not_found": "The server has no such address ({status}).",
+    "error.gone": "These results are no longer on the server ({status}).",
+    "error.not_ready": "The results are not ready yet ({status}).",
+    "error.method_not_allowed": "The server does not take this request ({status}).",
+    "error.internal": "The server failed on its side while taking {name} ({status}).",
+    "error.internal_error": "The server failed on its side while taking {name} ({status}).",
     "upload.retry": "Try again in {seconds} s.",
     "upload.network": "Could not reach the server. Check the connection and try again.",
     "upload.one": "Drop one zip file at a time.",
@@ -47,7 +66,7 @@ const TEXTS = {
     "job.keptNone": "Results are deleted as soon as processing ends.",
     "job.countdown": "Results are deleted in {time}",
     "job.expired": "These results expired and were deleted from the server.",
-    "job.cancelled": "The job was deleted, with all its files.",
+    "job.cancelled": "The job and its files were deleted.",
     "job.deleted": "These results were deleted on request, with all their files.",
     "job.missing":
       "There is no such job: check the link. A job whose results expired before the " +
@@ -67,8 +86,19 @@ const TEXTS = {
     "summary.area": "Total oil area",
     "summary.failed": "Failed",
     "summary.skipped": "Skipped (not images)",
+    "summary.areaUnknown": "not known",
+    "summary.areaWhy":
+      "No total in km²: pixel size unknown (run with --pixel-size-m or use georeferenced " +
+      "images). Each image's area is on its card.",
+    "area.noScale":
+      "Pixel size unknown: run with --pixel-size-m or use georeferenced images",
+    "recent.heading": "Your recent jobs",
+    "recent.created": "uploaded {time}",
+    "recent.expires": "deleted at {time}",
+    "recent.unnamed": "job {id}",
     "gallery.heading": "Images",
     "image.pending": "Waiting",
+    "image.processing": "Processing…",
     "image.done": "Done",
     "image.failed": "Failed",
     "image.enlarge": "Enlarge {name}",
@@ -78,6 +108,7 @@ const TEXTS = {
     "image.confidence": "Confidence: {list}",
     "image.noOil": "No oil found",
     "image.more": "+{n}",
+    "image.moreLabel": "and {n} more",
     "image.why": "Why: {error}",
     "viewer.overlay": "Found (annotated)",
     "viewer.original": "Original",
@@ -93,7 +124,8 @@ const TEXTS = {
     "viewer.loadFailed": "Could not load the details of this image.",
     "viewer.col.id": "#",
     "viewer.col.cls": "Class",
-    "viewer.col.confidence": "Oil confidence",
+    "viewer.col.confidence": "Confidence",
+    "viewer.lookalikeScore": "look-alike (oil score {percent})",
     "viewer.col.area": "Area",
     "viewer.col.length": "Length",
     "cls.1": "oil",
@@ -116,12 +148,31 @@ const TEXTS = {
     "drop.hint": "Внутри .zip — изображения PNG, JPEG, WebP, BMP или TIFF",
     "drop.hintLimit": "Внутри .zip (не больше {limit}) — изображения PNG, JPEG, WebP, BMP или TIFF",
     "drop.active": "Отпустите, чтобы загрузить",
+    "drop.titleTouch": "Выберите zip-архив со снимками",
+    "drop.orTouch": "нажмите, чтобы выбрать файл",
     "upload.progress": "Загрузка {name}: {loaded} из {total} ({percent})",
     "upload.unpacking": "Загружено {total}. Сервер проверяет архив…",
     "upload.accepted": "Файл {name} ({total}) принят, снимков: {images}.",
     "upload.stop": "Прервать загрузку",
     "upload.stopped": "Загрузка прервана.",
     "upload.rejected": "Сервер не принял {name} ({status}):",
+    "error.bad_request": "Сервер не смог прочитать загрузку {name} ({status}).",
+    "error.bad_archive":
+      "{name} не читается как zip-архив: он повреждён, зашифрован или это не zip ({status}).",
+    "error.no_images": "В {name} нет снимков, которые можно обработать ({status}).",
+    "error.too_large": "{name} превышает ограничение размера на этом сервере ({status}).",
+    "error.busy": "Сервер занят и не принял {name} ({status}).",
+    "error.insufficient_storage":
+      "На сервере сейчас нет места для {name}; ничего не сохранено ({status}).",
+    "error.request_timeout":
+      "Загрузка {name} шла слишком медленно, и сервер её прервал ({status}).",
+    "error.client_closed_request": "Загрузка {name} прервалась ({status}).",
+    "error.not_found": "На сервере нет такого адреса ({status}).",
+    "error.gone": "Этих результатов больше нет на сервере ({status}).",
+    "error.not_ready": "Результаты ещё не готовы ({status}).",
+    "error.method_not_allowed": "Сервер не принимает такой запрос ({status}).",
+    "error.internal": "Сбой на стороне сервера при приёме {name} ({status}).",
+    "error.internal_error": "Сбой на стороне сервера при приёме {name} ({status}).",
     "upload.retry": "Попробуйте снова через {seconds} с.",
     "upload.network": "Сервер недоступен. Проверьте соединение и попробуйте снова.",
     "upload.one": "Перетащите один zip-файл.",
@@ -147,7 +198,7 @@ const TEXTS = {
     "job.keptNone": "Результаты удаляются сразу после обработки.",
     "job.countdown": "Результаты будут удалены через {time}",
     "job.expired": "Срок хранения этих результатов истёк, они удалены с сервера.",
-    "job.cancelled": "Задание удалено вместе со всеми файлами.",
+    "job.cancelled": "Задание и его файлы удалены.",
     "job.deleted": "Эти результаты удалены по запросу вместе со всеми файлами.",
     "job.missing":
       "Такого задания нет: проверьте ссылку. Задания, срок хранения которых истёк " +
@@ -167,8 +218,21 @@ const TEXTS = {
     "summary.area": "Общая площадь нефти",
     "summary.failed": "С ошибкой",
     "summary.skipped": "Пропущено (не изображения)",
+    "summary.areaUnknown": "неизвестна",
+    "summary.areaWhy":
+      "Общая площадь в км² не посчитана: размер пикселя неизвестен (запустите с " +
+      "--pixel-size-m или используйте снимки с геопривязкой). Площадь каждого снимка — " +
+      "на его карточке.",
+    "area.noScale":
+      "Размер пикселя неизвестен: запустите с --pixel-size-m или используйте снимки " +
+      "с геопривязкой",
+    "recent.heading": "Ваши недавние задания",
+    "recent.created": "загружено: {time}",
+    "recent.expires": "будет удалено: {time}",
+    "recent.unnamed": "задание {id}",
     "gallery.heading": "Снимки",
     "image.pending": "Ожидает",
+    "image.processing": "Обрабатывается…",
     "image.done": "Готово",
     "image.failed": "Ошибка",
     "image.enlarge": "Увеличить {name}",
@@ -178,6 +242,7 @@ const TEXTS = {
     "image.confidence": "Уверенность: {list}",
     "image.noOil": "Нефть не найдена",
     "image.more": "+{n}",
+    "image.moreLabel": "и ещё {n}",
     "image.why": "Причина: {error}",
     "viewer.overlay": "Найденное (разметка)",
     "viewer.original": "Исходный снимок",
@@ -194,7 +259,8 @@ const TEXTS = {
     "viewer.loadFailed": "Не удалось загрузить подробности этого снимка.",
     "viewer.col.id": "№",
     "viewer.col.cls": "Класс",
-    "viewer.col.confidence": "Уверенность (нефть)",
+    "viewer.col.confidence": "Уверенность",
+    "viewer.lookalikeScore": "ложное пятно (оценка нефти {percent})",
     "viewer.col.area": "Площадь",
     "viewer.col.length": "Длина",
     "cls.1": "нефть",
@@ -273,6 +339,23 @@ export function formatPercent(fraction) {
   return new Intl.NumberFormat(current, { style: "percent", maximumFractionDigits: 0 }).format(
     shown,
   );
+}
+
+/** A detection's confidence: to the nearest whole percent (0.998 is 100 %). */
+export function formatConfidence(fraction) {
+  return new Intl.NumberFormat(current, { style: "percent", maximumFractionDigits: 0 }).format(
+    fraction,
+  );
+}
+
+/** A moment (Unix seconds) as the time of day, with the date when it is not today. */
+export function formatTime(seconds) {
+  const date = new Date(seconds * 1000);
+  const today = date.toDateString() === new Date().toDateString();
+  const options = today
+    ? { hour: "2-digit", minute: "2-digit" }
+    : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
+  return new Intl.DateTimeFormat(current, options).format(date);
 }
 
 export function formatBytes(bytes) {
