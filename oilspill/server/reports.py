@@ -23,8 +23,12 @@ from oilspill.server.store import JobStore, write_atomic
 REPORTS = ("summary.csv", "report.json", "slicks.geojson")
 SUMMARY_COLUMNS = (
     "name", "status", "slicks", "lookalikes", "ships", "oil_pixels", "oil_fraction",
-    "oil_area_km2", "max_confidence", "width", "height", "error",
+    "oil_area_km2", "max_confidence", "width", "height", "error", "note",
 )  # fmt: skip
+NO_KM2 = (
+    "pixel size unknown: oil area in pixels only; give --pixel-size-m, or a georeferenced "
+    "file (GeoTIFF, Sentinel-1 product)"
+)
 
 
 def write_reports(store: JobStore, job: Job) -> None:
@@ -70,9 +74,12 @@ def summary_csv(job: Job) -> bytes:
         row["status"] = item.status.value
         if item.status is not ItemStatus.DONE:
             row.update(slicks="", lookalikes="", ships="", oil_pixels="", oil_fraction="")
+        elif item.oil_area_km2 is None:
+            row["note"] = NO_KM2
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in SUMMARY_COLUMNS])
     for name in job.skipped:
-        writer.writerow([name, "skipped", *[""] * (len(SUMMARY_COLUMNS) - 3), "not an image"])
+        skipped = {"name": name, "status": "skipped", "error": "not an image"}
+        writer.writerow([skipped.get(c, "") for c in SUMMARY_COLUMNS])
     return buf.getvalue().encode("utf-8")
 
 

@@ -534,3 +534,13 @@ def test_the_original_is_shown_with_the_annotated_images_stretch(client: TestCli
     original, overlay = picture("original"), picture("overlay")
     assert original.shape == overlay.shape
     assert float(np.median(np.abs(original[sea] - overlay[sea]))) <= 3  # JPEG noise only
+
+
+def test_the_summary_says_why_an_area_is_not_in_km2(client: TestClient) -> None:
+    body = upload(client, image_zip(1)).json()  # PNGs that state no pixel size
+    wait_for(client, body["job_id"])
+    data = client.get(f"/api/download/{body['user_hash']}").content
+    (row,) = csv.DictReader(
+        io.StringIO(zipfile.ZipFile(io.BytesIO(data)).read("summary.csv").decode())
+    )
+    assert row["oil_area_km2"] == "" and "--pixel-size-m" in row["note"]

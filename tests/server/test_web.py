@@ -7,8 +7,10 @@ work offline (no CDN).
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
@@ -17,8 +19,16 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import Server, image_zip, make_zip
-from playwright.sync_api import Browser, Page, Request, ViewportSize, expect, sync_playwright
+from helpers import Server, encode, image_zip, make_zip, sar_image
+from playwright.sync_api import (
+    Browser,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from oilspill.sar import synth
 
@@ -46,6 +56,8 @@ new PerformanceObserver((list) => {
 }).observe({ type: "layout-shift", buffered: true });
 """
 LAPTOP: ViewportSize = {"width": 1280, "height": 900}
+SMALL_LAPTOP: ViewportSize = {"width": 1366, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 WAIT_MS = 30_000
 # One image's detail record: asked for by the enlarged view only, never for the gallery.
 DETAIL_URL = re.compile(r"/api/v1/jobs/[0-9a-f]+/images/\d+$")
@@ -66,11 +78,14 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
-    """Open a page in a fresh browser context; only 127.0.0.1 can be reached."""
+    """Open a page in a fresh browser context; only 127.0.0.1 can be reached.
+
+    Other keywords go to the context (e.g. has_touch, is_mobile).
+    """
     contexts = []
 
-    def factory(locale: str = "en-US", viewport: ViewportSize = LAPTOP) -> Page:
-        context = browser.new_context(locale=locale, viewport=viewport)
+    def factory(locale: str = "en-US", viewport: ViewportSize = LAPTOP, **options: Any) -> Page:
+        context = browser.new_context(locale=locale, viewport=viewport, **options)
         context.route(re.compile(r"^(?!https?://127\.0\.0\.1[:/])"), lambda route: route.abort())
         context.set_default_timeout(WAIT_MS)
         contexts.append(context)
@@ -79,6 +94,63 @@ def new_page(browser: Browser) -> Iterator[Callable[..., Page]]:
     yield factory
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server (2 workers, default settings) for the tests that need nothing else of it."""
+    server = Server(tmp_path_factory.mktemp("shared") / "data", "--workers", "2")
+    yield server
+    server.stop(kill=True)
+
+
+def finished_job(server: Server, data: bytes, name: str) -> dict[str, Any]:
+    """Upload a zip through the API and wait (bounded) for its job to finish."""
+    files = {"file": (name, data, "application/zip")}
+    job = httpx.post(f"{server.url}/api/v1/jobs", files=files, timeout=30).json()
+    expect_by = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < expect_by:
+        body = job_resource(server, job["id"])
+        if body["state"] in ("succeeded", "failed"):
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"job {job['id']} did not finish in {WAIT_MS} ms")
+
+
+def synth_entries(tmp_path: Path, n: int, seed: int) -> dict[str, bytes]:
+    """`n` synthetic scenes (several slicks, look-alikes; their PNGs carry a pixel size)."""
+    path = tmp_path / f"synth_{seed}_{n}.zip"
+    synth.write_zip(path, n, seed=seed, size=(1000, 520))
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+@pytest.fixture(scope="module")
+def scenes_job(shared_server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A finished job of six synthetic scenes, each of known pixel size."""
+    entries = synth_entries(tmp_path_factory.mktemp("scenes"), 6, seed=7)
+    job = finished_job(shared_server, make_zip(entries, zipfile.ZIP_STORED), "scenes.zip")
+    assert all(image["oil_area_km2"] is not None for image in job["images"])
+    assert any(len(image["confidences"]) > 3 for image in job["images"])
+    assert any(image["lookalikes"] > 0 for image in job["images"])
+    return job
+
+
+@pytest.fixture(scope="module")
+def mixed_job(shared_server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A finished job of two scenes of known pixel size and one image with oil of unknown."""
+    entries = synth_entries(tmp_path_factory.mktemp("mixed"), 2, seed=7)
+    entries["plain.png"] = encode(sar_image(3))
+    job = finished_job(shared_server, make_zip(entries, zipfile.ZIP_STORED), "mixed.zip")
+    plain = [image for image in job["images"] if image["name"] == "plain.png"]
+    assert plain[0]["oil_area_km2"] is None and plain[0]["oil_pixels"] > 0
+    return job
+
+
+def open_job(page: Page, server: Server, job: dict[str, Any]) -> None:
+    page.goto(f"{server.url}/jobs/{job['id']}")
+    expect(page.locator("#job")).to_have_attribute("data-state", "succeeded")
+    expect(page.locator("#gallery .card")).to_have_count(len(job["images"]))
 
 
 def press_enter_on_the_drop_zone(page: Page) -> None:
@@ -126,26 +198,27 @@ def record_requests(page: Page, method: str, pattern: re.Pattern[str]) -> list[s
     return urls
 
 
-def shown_percent(fraction: float) -> str:
-    """A confidence as the page shows it: whole percent, 100 % only when certain.
+def shown_percent(fraction: float, lang: str = "en") -> str:
+    """A confidence as the page shows it: to the nearest whole percent (0.998 is 100 %).
 
     Rounded as Chromium's Intl.NumberFormat rounds: half away from zero, on the number's
     shortest decimal form (0.145 is 15 %, where float arithmetic would make it 14 %).
     """
-    if fraction >= 1:
-        return "100%"
-    percent = (Decimal(repr(fraction)) * 100).quantize(Decimal(1), ROUND_HALF_UP)
-    return f"{min(99, int(percent))}%"
+    percent = int((Decimal(repr(fraction)) * 100).quantize(Decimal(1), ROUND_HALF_UP))
+    return f"{percent}%" if lang == "en" else f"{percent}\u00a0%"
 
 
-def card_confidences(confidences: list[float]) -> str:
+def card_confidences(confidences: list[float], lang: str = "en") -> str:
     """A card's confidence line: the first three, then how many more."""
+    label, none = {"en": ("Confidence", "No oil found"), "ru": ("Уверенность", "Нефть не найдена")}[
+        lang
+    ]
     if not confidences:
-        return "No oil found"
-    text = ", ".join(shown_percent(c) for c in confidences[:3])
+        return none
+    text = ", ".join(shown_percent(c, lang) for c in confidences[:3])
     if len(confidences) > 3:
         text += f" +{len(confidences) - 3}"
-    return f"Confidence: {text}"
+    return f"{label}: {text}"
 
 
 def job_resource(server: Server, job_id: str) -> dict[str, Any]:
@@ -375,9 +448,19 @@ def test_cancel_stops_a_running_job_and_deletes_it(
     page.once("dialog", lambda dialog: dialog.accept())
     cancel.click()
     expect(page.locator("#job")).to_have_attribute("data-state", "cancelled")
-    expect(page.locator("#job-message")).to_contain_text("deleted")
+    expect(page.locator("#job-message")).to_have_text("The job and its files were deleted.")
     response = httpx.get(f"{server.url}/api/v1/jobs/{job_id}", timeout=10)
     assert response.status_code == 404
+
+    # The card collapses to its heading and that line, with no empty band above it.
+    for gone in ("#summary", "#gallery", "#job-bar", "#job-progress-text", "#cancel", "#download"):
+        expect(page.locator(gone)).to_be_hidden()
+    expect(page.locator("#job-source")).to_have_text("From many.zip")  # which job it was
+    drop = page.locator("#drop").bounding_box()
+    job = page.locator("#job").bounding_box()
+    assert drop and job
+    assert job["y"] - (drop["y"] + drop["height"]) < 24  # the upload's message was there
+    assert job["height"] < 200
 
 
 def test_a_deleted_job_and_an_unknown_one_say_different_things(
@@ -405,3 +488,215 @@ def test_a_deleted_job_and_an_unknown_one_say_different_things(
     expect(message).to_contain_text("Такого задания нет: проверьте ссылку.")
     page.get_by_role("button", name="English").click()
     expect(message).to_contain_text("There is no such job: check the link.")
+
+
+# The first hour of a new user ------------------------------------------------------------
+
+CARD_OVERFLOWS = """() =>
+  [...document.querySelectorAll("#gallery .card, #gallery .card :is(.card-body, .card-name, .card-line)")]
+    .filter((box) => box.scrollWidth > box.clientWidth + 1)
+    .map((box) => box.className + ": " + box.textContent)"""
+
+
+def test_card_texts_wrap_instead_of_being_cut_off(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    page = new_page(viewport=SMALL_LAPTOP)
+    open_job(page, shared_server, scenes_job)
+    for viewport in (SMALL_LAPTOP, PHONE):
+        page.set_viewport_size(viewport)
+        for lang, button in (("ru", "Русский"), ("en", "English")):
+            page.get_by_role("button", name=button).click()
+            expect(page.locator("html")).to_have_attribute("lang", lang)
+            for image in scenes_job["images"]:
+                confidence = page.locator(f'.card[data-index="{image["index"]}"] .confidence')
+                expect(confidence).to_have_text(card_confidences(image["confidences"], lang))
+            assert page.evaluate(CARD_OVERFLOWS) == [], (viewport, lang)
+
+
+def test_the_more_marker_says_how_many_more(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    image = next(i for i in scenes_job["images"] if len(i["confidences"]) > 3)
+    more = len(image["confidences"]) - 3
+    page = new_page()
+    open_job(page, shared_server, scenes_job)
+    marker = page.locator(f'.card[data-index="{image["index"]}"] .confidence .more')
+    expect(marker).to_have_text(f"+{more}")
+    expect(marker).to_have_attribute("title", f"and {more} more")
+    expect(page.get_by_role("img", name=f"and {more} more").first).to_be_visible()
+    page.get_by_role("button", name="Русский").click()
+    expect(marker).to_have_attribute("title", f"и ещё {more}")
+    expect(marker).to_have_attribute("aria-label", f"и ещё {more}")
+
+
+def test_total_area_is_in_km2_when_every_image_with_oil_has_a_pixel_size(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    page = new_page()
+    open_job(page, shared_server, scenes_job)
+    total = sum(image["oil_area_km2"] for image in scenes_job["images"])
+    area = page.locator("#summary [data-key=area]")
+    expect(area).to_have_text(re.compile(r"^[\d.,]+\s?km²$"))
+    assert float(area.inner_text().split()[0].replace(",", "")) == pytest.approx(total, abs=0.01)
+    expect(page.locator("#area-note")).to_be_hidden()
+
+
+def test_pixels_of_unknown_size_are_not_summed(
+    shared_server: Server, mixed_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    page = new_page()
+    open_job(page, shared_server, mixed_job)
+    area = page.locator("#summary [data-key=area]")
+    note = page.locator("#area-note")
+    expect(area).to_have_text("not known")
+    expect(note).to_contain_text("pixel size unknown")
+    expect(note).to_contain_text("--pixel-size-m or use georeferenced images")
+    plain = page.locator('.card[data-name="plain.png"] .area')
+    expect(plain).to_contain_text("px")  # each image's own area stays
+    expect(plain).to_have_attribute("title", re.compile("Pixel size unknown"))
+    expect(page.locator(".card:not([data-name='plain.png']) .area").first).to_contain_text("km²")
+    page.get_by_role("button", name="Русский").click()
+    expect(area).to_have_text("неизвестна")
+    expect(note).to_contain_text("размер пикселя неизвестен")
+
+
+def test_confidences_round_to_the_nearest_percent(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    page = new_page()
+
+    def nearly_sure(route: Route) -> None:  # one image's slicks as the model might score them
+        response = route.fetch()
+        body = response.json()
+        body["images"][0]["confidences"] = [0.998, 0.994, 0.5]
+        route.fulfill(response=response, json=body)
+
+    page.route(re.compile(r"/api/v1/jobs/[0-9a-f]{32}$"), nearly_sure)
+    open_job(page, shared_server, scenes_job)
+    confidence = page.locator('.card[data-index="0"] .confidence')
+    expect(confidence).to_have_text("Confidence: 100%, 99%, 50%")
+
+
+def test_a_lookalike_shows_its_oil_score_not_a_confidence(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    image = next(i for i in scenes_job["images"] if i["lookalikes"] > 0)
+    url = f"{shared_server.url}/api/v1/jobs/{scenes_job['id']}/images/{image['index']}"
+    slicks = httpx.get(url, timeout=10).json()["slicks"]
+    top = max((s["confidence"] for s in slicks if s["cls"] == 2))  # listed first of its class
+    page = new_page()
+    open_job(page, shared_server, scenes_job)
+    thumb = page.locator(f'.card[data-index="{image["index"]}"] .thumb')
+    cell = page.locator("#viewer tbody tr.cls-2").first.locator("td").nth(2)
+    thumb.click()
+    expect(cell).to_have_text(f"look-alike (oil score {shown_percent(top)})")
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Русский").click()
+    thumb.click()
+    expect(cell).to_have_text(f"ложное пятно (оценка нефти {shown_percent(top, 'ru')})")
+
+
+CARD_MARKS = """() => [...document.querySelectorAll("#gallery .card")].map((card) =>
+  [card.dataset.status, card.querySelector(".thumb-mark").textContent])"""
+
+
+def test_the_image_being_processed_says_so_and_the_rest_wait(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "1")
+    zip_path = tmp_path / "many.zip"
+    zip_path.write_bytes(many_scenes(tmp_path, 8))
+    page = new_page()
+    page.goto(server.url)
+    page.set_input_files("#file", str(zip_path))
+    expect(page.locator('.card[data-status="processing"]')).to_have_count(1)
+    marks = page.evaluate(CARD_MARKS)  # one moment's cards, in index order
+    statuses = [status for status, _ in marks]
+    at = statuses.index("processing")
+    assert set(statuses[:at]) <= {"done"}
+    assert marks[at][1] == "Processing…"
+    assert marks[at + 1 :] and all(mark == ["pending", "Waiting"] for mark in marks[at + 1 :])
+
+
+def test_recent_jobs_lead_back_to_an_earlier_upload(
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    page = new_page()
+    page.goto(shared_server.url)
+    recent = page.locator("#recent")
+    ids = []
+    for name in ("first.zip", "second.zip"):
+        path = tmp_path / name
+        path.write_bytes(image_zip(1, prefix=name.split(".")[0]))
+        page.set_input_files("#file", str(path))
+        expect(page.locator("#job-source")).to_have_text(f"From {name}")
+        ids.append(page.url.rsplit("/", 1)[1])
+    assert ids[0] != ids[1]
+    expect(recent.get_by_role("heading")).to_have_text("Your recent jobs")
+    links = recent.get_by_role("link")
+    expect(links).to_have_text(["second.zip", "first.zip"])
+    expect(links.first).to_have_attribute("aria-current", "page")
+    links.last.click()
+    expect(page).to_have_url(f"{shared_server.url}/jobs/{ids[0]}")
+    expect(page.locator("#job-source")).to_have_text("From first.zip")
+    expect(page.locator("#gallery .card")).to_have_count(1)
+    expect(links.last).to_have_attribute("aria-current", "page")
+
+
+def test_recent_jobs_leave_out_the_deleted_and_the_expired(
+    shared_server: Server, new_page: Callable[..., Page]
+) -> None:
+    files = {"file": ("kept.zip", image_zip(1), "application/zip")}
+    kept = httpx.post(f"{shared_server.url}/api/v1/jobs", files=files, timeout=30).json()
+    files = {"file": ("deleted.zip", image_zip(1), "application/zip")}
+    deleted = httpx.post(f"{shared_server.url}/api/v1/jobs", files=files, timeout=30).json()
+    assert httpx.delete(f"{shared_server.url}/api/v1/jobs/{deleted['id']}").status_code == 204
+    now = time.time()
+    entries = [
+        {"id": kept["id"], "name": "kept.zip", "created": now, "expires_at": now + 600},
+        {"id": deleted["id"], "name": "deleted.zip", "created": now, "expires_at": now + 600},
+        {"id": "ab" * 16, "name": "expired.zip", "created": now - 900, "expires_at": now - 300},
+    ]
+    page = new_page()
+    page.add_init_script(
+        f"localStorage.setItem('oilspill.recent', {json.dumps(json.dumps(entries))})"
+    )
+    page.goto(shared_server.url)
+    expect(page.locator("#recent").get_by_role("link")).to_have_text(["kept.zip"])
+    stored = page.evaluate("JSON.parse(localStorage.getItem('oilspill.recent'))")
+    assert [entry["id"] for entry in stored] == [kept["id"]]
+
+
+def test_server_errors_are_worded_in_the_pages_language(
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    not_a_zip = tmp_path / "notes.zip"
+    not_a_zip.write_bytes(b"these are notes, not a zip archive\n" * 10)
+    answer = httpx.post(f"{shared_server.url}/api/v1/jobs", files={"file": not_a_zip.read_bytes()})
+    assert answer.json()["error"] == "bad_archive"
+    page = new_page(locale="ru-RU")
+    page.goto(shared_server.url)
+    page.set_input_files("#file", str(not_a_zip))
+    message = page.locator("#upload-message")
+    expect(message.locator("strong")).to_have_text(
+        "notes.zip не читается как zip-архив: он повреждён, зашифрован или это не zip (400)."
+    )
+    expect(message.locator(".detail")).to_have_text(answer.json()["detail"])
+    page.get_by_role("button", name="English").click()
+    expect(message.locator("strong")).to_contain_text("notes.zip is not a readable zip archive")
+
+
+def test_a_touch_screen_is_asked_to_choose_a_zip_not_to_drop_it(
+    shared_server: Server, new_page: Callable[..., Page]
+) -> None:
+    phone = new_page(viewport=PHONE, has_touch=True, is_mobile=True)
+    phone.goto(shared_server.url)
+    title = phone.locator("#drop-title")
+    expect(title).to_have_text("Choose a zip of images")
+    expect(phone.locator("#drop")).not_to_contain_text("Drop")
+    phone.get_by_role("button", name="Русский").click()
+    expect(title).to_have_text("Выберите zip-архив со снимками")
+    laptop = new_page()
+    laptop.goto(shared_server.url)
+    expect(laptop.locator("#drop-title")).to_have_text("Drop a zip of images here")
