@@ -18,7 +18,7 @@ from oilspill.backends.base import Segmentation
 from oilspill.io import images
 from oilspill.io.georef import write_cog_mask
 from oilspill.io.images import Raster
-from oilspill.sar.overlay import CLASS_RGB, colour_mask
+from oilspill.sar.overlay import CLASS_RGB
 from oilspill.sar.records import Cls
 from oilspill.sar.tilemask import Mask, TileMask
 from oilspill.server.jobs import Item
@@ -69,10 +69,11 @@ def write_outputs(
         encoded = images.encode(overlay, fmt)
     Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
 
-    Path(f"{stem}{MASK_PREVIEW_SUFFIX}").write_bytes(images.encode_png(_mask_preview(seg.mask)))
+    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
+    preview_png = images.encode_png_indexed(_mask_preview(seg.mask), palette)
+    Path(f"{stem}{MASK_PREVIEW_SUFFIX}").write_bytes(preview_png)
     if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
-        colours = {int(c): rgb for c, rgb in CLASS_RGB.items()}
-        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef, colours)
+        write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef, palette)
     else:
         mask = np.ascontiguousarray(np.asarray(seg.mask), dtype=np.uint8)
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
@@ -93,7 +94,7 @@ def write_outputs(
 
 
 def _mask_preview(mask: Mask) -> np.ndarray:
-    """The class mask in colours, at most MASK_PREVIEW_PX, decimated (nearest) tile by tile."""
+    """The class mask at most MASK_PREVIEW_PX, decimated (nearest) tile by tile."""
     h, w = mask.shape[:2]
     scale = min(1.0, MASK_PREVIEW_PX / max(h, w))
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
@@ -103,7 +104,7 @@ def _mask_preview(mask: Mask) -> np.ndarray:
         small = cv2.resize(np.asarray(mask, np.uint8), size[::-1], interpolation=cv2.INTER_NEAREST)
     else:
         small = np.asarray(mask, np.uint8)
-    return colour_mask(small)
+    return small
 
 
 def _preview(raster: Raster) -> np.ndarray:
