@@ -272,9 +272,9 @@ def test_gallery_shows_every_image_with_its_slick_count(
 
 
 def test_enlarged_view_lists_each_slick_with_its_confidence_and_esc_closes_it(
-    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
-    server = start_server("--workers", "2")
+    server = shared_server
     zip_path = tmp_path / "images.zip"
     zip_path.write_bytes(image_zip(2))
     page = new_page()
@@ -301,9 +301,9 @@ def test_enlarged_view_lists_each_slick_with_its_confidence_and_esc_closes_it(
 
 
 def test_rejected_uploads_show_the_servers_own_message(
-    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
-    server = start_server("--max-upload-mb", "1")
+    server = shared_server
     not_a_zip = tmp_path / "notes.zip"
     not_a_zip.write_bytes(b"these are notes, not a zip archive\n" * 10)
     page = new_page()
@@ -354,9 +354,9 @@ def test_a_too_large_zip_is_refused_before_it_is_sent(
 
 
 def test_upload_progress_counts_real_bytes(
-    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
-    server = start_server()
+    server = shared_server
     zip_path = tmp_path / "images.zip"
     zip_path.write_bytes(image_zip(4, size=(640, 480)))
     page = new_page()
@@ -377,9 +377,9 @@ def test_upload_progress_counts_real_bytes(
 
 
 def test_language_follows_the_browser_and_the_choice_survives_a_reload(
-    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+    shared_server: Server, new_page: Callable[..., Page], tmp_path: Path
 ) -> None:
-    server = start_server()
+    server = shared_server
     zip_path = tmp_path / "images.zip"
     zip_path.write_bytes(image_zip(2))
     page = new_page(locale="ru-RU")
@@ -464,9 +464,9 @@ def test_cancel_stops_a_running_job_and_deletes_it(
 
 
 def test_a_deleted_job_and_an_unknown_one_say_different_things(
-    start_server: Callable[..., Server], new_page: Callable[..., Page]
+    shared_server: Server, new_page: Callable[..., Page]
 ) -> None:
-    server = start_server()
+    server = shared_server
     files = {"file": ("images.zip", image_zip(1), "application/zip")}
     job = httpx.post(f"{server.url}/api/v1/jobs", files=files, timeout=30).json()
     assert httpx.delete(f"{server.url}/api/v1/jobs/{job['id']}", timeout=10).status_code == 204
@@ -492,8 +492,9 @@ def test_a_deleted_job_and_an_unknown_one_say_different_things(
 
 # The first hour of a new user ------------------------------------------------------------
 
-CARD_OVERFLOWS = """() =>
-  [...document.querySelectorAll("#gallery .card, #gallery .card :is(.card-body, .card-name, .card-line)")]
+CARD_TEXTS = "#gallery .card, #gallery .card :is(.card-body, .card-name, .card-line)"
+CARD_OVERFLOWS = f"""() =>
+  [...document.querySelectorAll("{CARD_TEXTS}")]
     .filter((box) => box.scrollWidth > box.clientWidth + 1)
     .map((box) => box.className + ": " + box.textContent)"""
 
@@ -584,7 +585,7 @@ def test_a_lookalike_shows_its_oil_score_not_a_confidence(
     image = next(i for i in scenes_job["images"] if i["lookalikes"] > 0)
     url = f"{shared_server.url}/api/v1/jobs/{scenes_job['id']}/images/{image['index']}"
     slicks = httpx.get(url, timeout=10).json()["slicks"]
-    top = max((s["confidence"] for s in slicks if s["cls"] == 2))  # listed first of its class
+    top = max(s["confidence"] for s in slicks if s["cls"] == 2)  # listed first of its class
     page = new_page()
     open_job(page, shared_server, scenes_job)
     thumb = page.locator(f'.card[data-index="{image["index"]}"] .thumb')

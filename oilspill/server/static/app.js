@@ -728,7 +728,8 @@ function confidenceParts(image) {
   if (more > 0) {
     const label = t("image.moreLabel", { n: formatNumber(more) });
     const marker = t("image.more", { n: formatNumber(more) });
-    parts.push(" ", el("span", { class: "more", role: "img", "aria-label": label, title: label }, marker));
+    const attrs = { class: "more", role: "img", "aria-label": label, title: label };
+    parts.push(" ", el("span", attrs, marker));
   }
   return parts;
 }
@@ -842,15 +843,13 @@ function renderRecent() {
       history.pushState(null, "", link.getAttribute("href"));
       route();
     });
-    const meta = [t("recent.created", { time: formatTime(entry.created) })];
-    if (entry.expires_at !== null) meta.push(t("recent.expires", { time: formatTime(entry.expires_at) }));
-    return el(
-      "li",
-      { class: "recent-item", dataset: { id: entry.id } },
-      link,
-      " ",
-      el("span", { class: "recent-meta", text: meta.join(" · ") }),
-    );
+    const meta = el("span", { class: "recent-meta" });
+    meta.append(el("span", { text: t("recent.created", { time: formatTime(entry.created) }) }));
+    if (entry.expires_at !== null) {
+      const time = formatTime(entry.expires_at);
+      meta.append(" · ", el("span", { text: t("recent.expires", { time }) }));
+    }
+    return el("li", { class: "recent-item", dataset: { id: entry.id } }, link, " ", meta);
   });
   $("recent-list").replaceChildren(...items);
 }
