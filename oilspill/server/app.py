@@ -166,14 +166,16 @@ async def get_job(request: Request) -> Response:
       400: {description: "offset or limit not a whole number"}
       404: {description: "Unknown, expired or deleted job"}
     """
-    job = _service(request).get(request.path_params["job_id"])
+    service = _service(request)
+    job = service.get(request.path_params["job_id"])
     offset = _int_param(request, "offset", 0)
     limit = _int_param(request, "limit", resources.PAGE_LIMIT)
+    busy = service.runner.processing(job.id)
     if min(limit, job.total - offset) <= 200:
-        return JSONResponse(resources.job_resource(job, offset, limit))
+        return JSONResponse(resources.job_resource(job, offset, limit, busy))
     # A big page is built and encoded off the event loop (~0.15 ms per image).
     body = await anyio.to_thread.run_sync(
-        lambda: JSONResponse(resources.job_resource(job, offset, limit)).body
+        lambda: JSONResponse(resources.job_resource(job, offset, limit, busy)).body
     )
     return Response(body, media_type="application/json")
 

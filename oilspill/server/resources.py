@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from oilspill.server.jobs import ItemStatus, Job, JobStatus
@@ -42,10 +43,16 @@ def legacy_status(job: Job) -> dict[str, Any]:
 PAGE_LIMIT = 1000  # images per page of the job resource (and the most one page may ask)
 
 
-def job_resource(job: Job, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str, Any]:
+def job_resource(
+    job: Job,
+    offset: int = 0,
+    limit: int = PAGE_LIMIT,
+    processing: Collection[int] = (),
+) -> dict[str, Any]:
     """The v1 job resource: the whole summary, and images[offset:offset + limit].
 
-    `page.next` links the following page while there is one.
+    An image's status is pending, processing (a worker has it: `processing` lists
+    those), done or failed. `page.next` links the following page while there is one.
     """
     base = f"/api/v1/jobs/{job.id}"
     limit = max(1, min(limit, PAGE_LIMIT))
@@ -60,6 +67,8 @@ def job_resource(job: Job, offset: int = 0, limit: int = PAGE_LIMIT) -> dict[str
     for item in job.items[offset : offset + limit]:
         entry = item.to_dict()
         entry["status"] = item.status.value
+        if item.status is ItemStatus.PENDING and item.index in processing:
+            entry["status"] = "processing"
         if item.status is ItemStatus.DONE:
             img = f"{base}/images/{item.index}"
             entry["links"] = {

@@ -66,6 +66,7 @@ class Runner:
         self._cancelled: set[str] = set()
         self._remaining: dict[str, int] = {}  # images of each job not yet processed
         self._busy: set[asyncio.Task[None]] = set()
+        self._in_progress: dict[str, set[int]] = {}  # job id -> indices being processed now
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
         self.done = self.failed = 0
@@ -79,6 +80,10 @@ class Runner:
     @property
     def queued_images(self) -> int:
         return self._queue.qsize()
+
+    def processing(self, job_id: str) -> frozenset[int]:
+        """Indices of a job's images a worker has in hand right now."""
+        return frozenset(self._in_progress.get(job_id, ()))
 
     @property
     def alive(self) -> bool:
@@ -123,6 +128,7 @@ class Runner:
             if job.id in self._cancelled or item.status is not ItemStatus.PENDING:
                 continue
             self._busy.add(task)
+            self._in_progress.setdefault(job.id, set()).add(item.index)
             try:
                 await self._process(job, item)
             except Exception as exc:  # a full disk must not end the worker, nor stall the job
@@ -133,6 +139,11 @@ class Runner:
                     await self._settle(job, item, {"error": f"could not save results: {exc}"})
             finally:
                 self._busy.discard(task)
+                running = self._in_progress.get(job.id)
+                if running is not None:
+                    running.discard(item.index)
+                    if not running:
+                        del self._in_progress[job.id]
 
     async def _process(self, job: Job, item: Item) -> None:
         if job.status is JobStatus.PENDING:

@@ -544,3 +544,22 @@ def test_the_summary_says_why_an_area_is_not_in_km2(client: TestClient) -> None:
         io.StringIO(zipfile.ZipFile(io.BytesIO(data)).read("summary.csv").decode())
     )
     assert row["oil_area_km2"] == "" and "--pixel-size-m" in row["note"]
+
+
+def test_images_a_worker_has_in_hand_say_processing(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(workers=1)
+    body = upload(client, image_zip(6, size=(1250, 650))).json()
+    url = f"/api/v1/jobs/{body['job_id']}"
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = client.get(url).json()
+        states = [i["status"] for i in job["images"]]
+        seen.update(states)
+        assert states.count("processing") <= 1  # one worker
+        if job["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.02)
+    assert "processing" in seen and states == ["done"] * 6

@@ -628,16 +628,10 @@ function renderSummary(job) {
 
 // Gallery ---------------------------------------------------------------------------
 
-/**
- * The indices of the images being processed now, as near as the page can tell: the
- * first `workers` images still pending, in index order, while the job runs (the
- * workers take a job's images in order). The rest of the pending images wait.
- */
+/** The indices of the images a worker has in hand now (the server says "processing"). */
 function processingIndices(job) {
-  if (job.state !== "running" || state.ended) return new Set();
-  const workers = Math.max(1, state.limits?.workers || 1);
-  const pending = job.images.filter((image) => image.status === "pending");
-  return new Set(pending.slice(0, workers).map((image) => image.index));
+  if (state.ended) return new Set();
+  return new Set(job.images.filter((i) => i.status === "processing").map((i) => i.index));
 }
 
 function renderGallery(job) {
@@ -677,7 +671,6 @@ function createCard(image) {
 }
 
 function updateCard(card, image, processing) {
-  // "processing" is the page's guess (see processingIndices); the server says "pending".
   const shown = processing ? "processing" : image.status;
   card.dataset.status = shown;
   const thumb = card.querySelector(".thumb");
