@@ -345,7 +345,7 @@ def _unpack_products(
         try:
             members = safe.needed_members(prefix, names, limits.polarisation)
         except ImageError as exc:
-            item.status, item.error = ItemStatus.FAILED, exc.message
+            item.status, item.error, item.error_code = ItemStatus.FAILED, exc.message, exc.code
             continue
         dest.mkdir()
         for name in members:
@@ -384,6 +384,7 @@ def _unpack_inner_product(
                 item = _product_item(result, taken, PurePosixPath(name).stem)
                 item.status = ItemStatus.FAILED
                 item.error = "the product zip holds no <id>.SAFE/manifest.safe"
+                item.error_code = "bad_image"
                 return size
             written = _unpack_products(izf, entries, result, taken, input_dir, limits,
                                        budget - size)  # fmt: skip
@@ -406,7 +407,7 @@ def _collect_product(
     try:
         members = safe.needed_members(path.name, names, limits.polarisation)
     except ImageError as exc:
-        item.status, item.error = ItemStatus.FAILED, exc.message
+        item.status, item.error, item.error_code = ItemStatus.FAILED, exc.message, exc.code
         return
     for name in members:
         source = path.parent / name
@@ -449,10 +450,11 @@ def _admit(
             "not a recognised image: the content is not PNG, JPEG, WebP, BMP or TIFF "
             f"although the name ends in {PurePosixPath(name).suffix}"
         )
+        item.error_code = "not_an_image"
     elif (too_big := _pixel_bomb(dest, fmt, limits.max_image_pixels)) is not None:
         dest.unlink()  # never decoded: the image is listed in `errors`, the rest goes on
         item.status = ItemStatus.FAILED
-        item.error = too_big
+        item.error, item.error_code = too_big, "too_large"
     result.items.append(item)
 
 

@@ -44,6 +44,10 @@ class Item:
     fmt: str  # real format found by content; "" when the content is not an image
     status: ItemStatus = ItemStatus.PENDING
     error: str | None = None
+    # What kind of failure, for clients to word it in their language (`error` says it in
+    # English): bad_image, not_an_image, too_large, disk_full, out_of_memory, missing_input,
+    # not_saved, backend_error, cancelled, internal_error.
+    error_code: str | None = None
     slicks: int = 0
     lookalikes: int = 0
     ships: int = 0

@@ -36,6 +36,7 @@ def apply_result(item: Item, record: dict[str, Any]) -> None:
     if record.get("error"):
         item.status = ItemStatus.FAILED
         item.error = record["error"]
+        item.error_code = record.get("error_code", "internal_error")
     else:
         item.status = ItemStatus.DONE
         for key, value in record.get("summary", {}).items():
@@ -136,7 +137,8 @@ class Runner:
                 # (the job's finish), which `_finish_or_fail` has handled.
                 if job.id not in self._cancelled and item.status is ItemStatus.PENDING:
                     log.exception("job %s: could not record %s", job.id, item.name)
-                    await self._settle(job, item, {"error": f"could not save results: {exc}"})
+                    failure = {"error": f"could not save results: {exc}", "error_code": "not_saved"}
+                    await self._settle(job, item, failure)
             finally:
                 self._busy.discard(task)
                 running = self._in_progress.get(job.id)
@@ -211,21 +213,36 @@ class Runner:
             finally:
                 raster.close()
         except ImageError as exc:
-            return {"error": exc.message}
+            return {"error": exc.message, "error_code": exc.code}
         except FileNotFoundError:
             if job.id in self._cancelled:
-                return {"error": "cancelled"}
-            return {"error": "the image's input file is missing (was the data folder cleaned?)"}
+                return {"error": "cancelled", "error_code": "cancelled"}
+            return {
+                "error": "the image's input file is missing (was the data folder cleaned?)",
+                "error_code": "missing_input",
+            }
         except MemoryError:
-            return {"error": "not enough memory to process this image"}
+            return {
+                "error": "not enough memory to process this image",
+                "error_code": "out_of_memory",
+            }
         except OSError as exc:
             if is_disk_full(exc):
-                return {"error": "the server's disk filled up while writing this image's results"}
+                return {
+                    "error": "the server's disk filled up while writing this image's results",
+                    "error_code": "disk_full",
+                }
             log.exception("job %s: unexpected error on %s", job.id, item.name)
-            return {"error": f"internal error while processing this image: {exc!r}"}
+            return {
+                "error": f"internal error while processing this image: {exc!r}",
+                "error_code": "internal_error",
+            }
         except Exception as exc:  # one image's bug must not end the worker
             log.exception("job %s: unexpected error on %s", job.id, item.name)
-            return {"error": f"internal error while processing this image: {exc!r}"}
+            return {
+                "error": f"internal error while processing this image: {exc!r}",
+                "error_code": "internal_error",
+            }
 
     def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         self.store.save_item_result(job.id, item.index, record)

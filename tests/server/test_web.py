@@ -701,3 +701,17 @@ def test_a_touch_screen_is_asked_to_choose_a_zip_not_to_drop_it(
     laptop = new_page()
     laptop.goto(shared_server.url)
     expect(laptop.locator("#drop-title")).to_have_text("Drop a zip of images here")
+
+
+def test_an_images_own_error_is_worded_in_the_pages_language(
+    shared_server: Server, new_page: Callable[..., Page]
+) -> None:
+    entries = {"good.png": encode(sar_image(1)), "broken.jpg": b"not a jpeg at all"}
+    job = finished_job(shared_server, make_zip(entries), "broken.zip")
+    (broken,) = [image for image in job["images"] if image["name"] == "broken.jpg"]
+    assert broken["error_code"] == "not_an_image"
+    page = new_page(locale="ru-RU")
+    open_job(page, shared_server, job)
+    line = page.locator("#gallery .card").nth(broken["index"]).locator(".card-line.area")
+    expect(line).to_contain_text("Причина: не изображение")
+    expect(line).to_have_attribute("title", broken["error"])  # the server's own words

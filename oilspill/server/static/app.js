@@ -689,7 +689,10 @@ function updateCard(card, image, processing) {
   confidence.replaceChildren(...(done ? confidenceParts(image) : []));
   card.querySelector(".card-line.count").classList.toggle("error", image.status === "failed");
   if (image.status === "failed") {
-    area.textContent = t("image.why", { error: image.error || "?" });
+    // A known code is worded in the page's language; the server's text is the tooltip.
+    const key = `imageError.${image.error_code}`;
+    const worded = image.error_code && t(key) !== key ? t(key) : null;
+    area.textContent = t("image.why", { error: worded ?? (image.error || "?") });
     area.title = image.error || "";
   }
 }
