@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -723,3 +724,29 @@ def tree_rss_mib(root: int) -> tuple[float, int]:
     """Summed VmRSS of `root` and its descendants in MiB, and how many processes."""
     pids = tree_pids(root)
     return sum(rss_kib(p) for p in pids) / 1024, len(pids)
+
+
+class Periodic:
+    """A daemon thread calling `sample()` every `interval` s between `with` and its end."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
+
+    def __enter__(self) -> Any:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(Exception):
+                self.sample()
+            self._stop.wait(self.interval)

@@ -44,7 +44,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
@@ -56,6 +55,7 @@ import numpy as np
 from _common import (
     MIB,
     ROOT,
+    Periodic,
     code_version,
     command_line,
     download,
@@ -233,29 +233,17 @@ def ensure_scene(workdir: Path, width: int, height: int) -> Path:
 
 
 # Process trees -----------------------------------------------------------------
-class TreeSampler:
+class TreeSampler(Periodic):
     """A thread sampling the process tree's summed VmRSS every SAMPLE_S s."""
 
     def __init__(self, root: int) -> None:
+        super().__init__(SAMPLE_S)
         self.root = root
         self.samples: list[tuple[float, float, int]] = []  # (time, MiB, processes)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                mib, n = tree_rss_mib(self.root)
-                self.samples.append((time.perf_counter(), mib, n))
-            self._stop.wait(SAMPLE_S)
+    def sample(self) -> None:
+        mib, n = tree_rss_mib(self.root)
+        self.samples.append((time.perf_counter(), mib, n))
 
     def peak(self, t0: float = -math.inf, t1: float = math.inf) -> tuple[float, int]:
         """The largest sum between t0 and t1, and the most processes seen then."""

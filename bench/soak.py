@@ -27,7 +27,6 @@ import contextlib
 import math
 import os
 import sys
-import threading
 import time
 import zipfile
 from collections import Counter
@@ -43,6 +42,7 @@ import httpx
 from _common import (
     MIB,
     REQUEST_TIMEOUT,
+    Periodic,
     Row,
     finish,
     make_parser,
@@ -86,10 +86,11 @@ def peak(old: float, new: float) -> float:
     return new if math.isnan(old) else max(old, new)
 
 
-class Sampler:
+class Sampler(Periodic):
     """A thread noting the server tree's RSS every RSS_S s and the data folder every DISK_S s."""
 
     def __init__(self, pid: int, data_dir: Path) -> None:
+        super().__init__(RSS_S)
         self.pid, self.data_dir = pid, data_dir
         self.peak_rss_mib = math.nan
         self.peak_procs = 0
@@ -97,33 +98,19 @@ class Sampler:
         self.peak_disk_mib = math.nan
         self.last_rss_mib = math.nan
         self.last_disk_mib = math.nan
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._next_disk = 0.0
 
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        next_disk = 0.0
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):
-                mib, procs = tree_rss_mib(self.pid)
-                self.last_rss_mib = mib
-                self.peak_rss_mib = peak(self.peak_rss_mib, mib)
-                self.peak_procs = max(self.peak_procs, procs)
-                self.rss_samples += 1
-            if time.monotonic() >= next_disk:
-                next_disk = time.monotonic() + DISK_S
-                with contextlib.suppress(Exception):
-                    disk = disk_bytes(self.data_dir) / MIB
-                    self.last_disk_mib = disk
-                    self.peak_disk_mib = peak(self.peak_disk_mib, disk)
-            self._stop.wait(RSS_S)
+    def sample(self) -> None:
+        mib, procs = tree_rss_mib(self.pid)
+        self.last_rss_mib = mib
+        self.peak_rss_mib = peak(self.peak_rss_mib, mib)
+        self.peak_procs = max(self.peak_procs, procs)
+        self.rss_samples += 1
+        if time.monotonic() >= self._next_disk:
+            self._next_disk = time.monotonic() + DISK_S
+            disk = disk_bytes(self.data_dir) / MIB
+            self.last_disk_mib = disk
+            self.peak_disk_mib = peak(self.peak_disk_mib, disk)
 
 
 # Jobs --------------------------------------------------------------------------
@@ -215,9 +202,13 @@ def check_zip(path: Path, processed: Sequence[str]) -> list[str]:
             missing = [n for n in processed if n not in names]
             if missing:
                 problems.append(f"{len(missing)} processed files missing, e.g. {missing[:3]}")
-            masks = [n for n in names if n.startswith("masks/")]
-            if len(masks) != len(processed):
-                problems.append(f"{len(masks)} masks for {len(processed)} processed files")
+            masks = [n for n in names if n.startswith("masks/") and ".preview." not in n]
+            previews = [n for n in names if n.startswith("masks/") and n.endswith(".preview.png")]
+            if len(masks) != len(processed) or len(previews) != len(processed):
+                problems.append(
+                    f"{len(masks)} masks and {len(previews)} mask previews for "
+                    f"{len(processed)} processed files"
+                )
             problems += [f"no {r}" for r in REPORTS if r not in names]
             if (bad := zf.testzip()) is not None:
                 problems.append(f"entry {bad} has a bad CRC")
