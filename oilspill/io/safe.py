@@ -167,13 +167,15 @@ class _Lut:
 
     def window(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Bilinear over the grid (linear in pixel along each vector, then in line)."""
-        along = np.stack(
-            [np.interp(cols, p, v) for p, v in zip(self.pixels, self.values, strict=True)]
-        )
+        pairs = zip(self.pixels, self.values, strict=True)
+        along = np.stack([np.interp(cols, p, v) for p, v in pairs]).astype(np.float32)
         k = np.clip(np.searchsorted(self.lines, rows, side="right") - 1, 0, len(self.lines) - 2)
         l0, l1 = self.lines[k], self.lines[k + 1]
-        t = np.clip((rows - l0) / np.maximum(l1 - l0, 1e-9), 0.0, 1.0)[:, None]
-        out: np.ndarray = along[k] * (1 - t) + along[k + 1] * t
+        t = np.clip((rows - l0) / np.maximum(l1 - l0, 1e-9), 0.0, 1.0).astype(np.float32)[:, None]
+        # a0 + t (a1 - a0), in float32 and in place: the window is large, the LUT smooth.
+        out: np.ndarray = along[k + 1] - along[k]
+        out *= t
+        out += along[k]
         return out
 
 
@@ -288,11 +290,14 @@ class Product:
         dn = self.dn(r0, r1, c0, c1)
         rows = np.arange(r0, r1, dtype=np.float64)
         cols = np.arange(c0, c1, dtype=np.float64)
-        power = dn.astype(np.float32) ** 2
+        power = dn.astype(np.float32)
+        power *= power
         if self.noise_lut is not None:
-            power -= self.noise(rows, cols).astype(np.float32)
-        a = self.sigma_lut.window(rows, cols).astype(np.float32)
-        sigma0 = power / (a * a)
+            power -= self.noise(rows, cols)
+        a = self.sigma_lut.window(rows, cols)
+        a *= a
+        sigma0 = power
+        sigma0 /= a
         if self.noise_lut is not None:
             np.maximum(sigma0, NOISE_FLOOR, out=sigma0)
         sigma0[dn == 0] = np.nan
@@ -306,7 +311,7 @@ class Product:
             rsel = (rows >= b.first_line) & (rows <= b.last_line)
             csel = (cols >= b.first_sample) & (cols <= b.last_sample)
             if rsel.any() and csel.any():
-                factor = np.interp(rows[rsel], b.lines, b.lut)
+                factor = np.interp(rows[rsel], b.lines, b.lut).astype(np.float32)
                 power[np.ix_(rsel, csel)] *= factor[:, None]
         return power
 
