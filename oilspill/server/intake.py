@@ -272,14 +272,7 @@ def unpack(zip_path: Path, input_dir: Path, limits: Limits) -> Unpacked:
                                                 budget)  # fmt: skip
                 continue
             dest = input_dir / f"{len(result.items):05d}"
-            try:
-                extracted = _extract(zf, info, name, dest, budget, _worth_unpacking)
-            except _DAMAGED as exc:
-                if is_disk_full(exc):
-                    raise DiskFull(DISK_FULL_HINT) from exc
-                raise BadArchive(
-                    f"entry {name!r} is damaged ({exc}); the zip may be truncated"
-                ) from exc
+            extracted = _extract(zf, info, name, dest, budget, _worth_unpacking)
             if extracted is None:  # not an image by its first bytes nor by its name
                 result.skipped.append(name)
                 continue
@@ -351,14 +344,7 @@ def _unpack_products(
         for name in members:
             target = dest / name[len(prefix) + 1 :]
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                size = _copy(zf, by_name[name], name, target, budget - written)
-            except _DAMAGED as exc:
-                if is_disk_full(exc):
-                    raise DiskFull(DISK_FULL_HINT) from exc
-                raise BadArchive(
-                    f"entry {name!r} is damaged ({exc}); the zip may be truncated"
-                ) from exc
+            size = _copy(zf, by_name[name], name, target, budget - written)
             written += size
         (dest / ".product-id").write_text(product_id)
     return written
@@ -389,10 +375,6 @@ def _unpack_inner_product(
             written = _unpack_products(izf, entries, result, taken, input_dir, limits,
                                        budget - size)  # fmt: skip
         return written
-    except _DAMAGED as exc:
-        if is_disk_full(exc):
-            raise DiskFull(DISK_FULL_HINT) from exc
-        raise BadArchive(f"entry {name!r} is damaged ({exc}); the zip may be truncated") from exc
     finally:
         inner.unlink(missing_ok=True)
 
@@ -500,21 +482,26 @@ def _extract(
     is never inflated further (None), so a refused bomb costs no CPU.
     """
     size = 0
-    with zf.open(info) as src:
-        head = src.read(64)
-        if wanted is not None and not wanted(name, head):
-            return None
-        with dest.open("wb") as out:
-            chunk = head
-            while chunk:
-                size += len(chunk)
-                if size > info.file_size or size > budget:
-                    raise ArchiveTooLarge(
-                        f"entry {name!r} unpacks to more than it declares or the job may "
-                        "hold; this looks like a zip bomb"
-                    )
-                out.write(chunk)
-                chunk = src.read(_CHUNK)
+    try:
+        with zf.open(info) as src:
+            head = src.read(64)
+            if wanted is not None and not wanted(name, head):
+                return None
+            with dest.open("wb") as out:
+                chunk = head
+                while chunk:
+                    size += len(chunk)
+                    if size > info.file_size or size > budget:
+                        raise ArchiveTooLarge(
+                            f"entry {name!r} unpacks to more than it declares or the job may "
+                            "hold; this looks like a zip bomb"
+                        )
+                    out.write(chunk)
+                    chunk = src.read(_CHUNK)
+    except _DAMAGED as exc:  # the one place entries are read: every caller gets our errors
+        if is_disk_full(exc):
+            raise DiskFull(DISK_FULL_HINT) from exc
+        raise BadArchive(f"entry {name!r} is damaged ({exc}); the zip may be truncated") from exc
     return head, size
 
 

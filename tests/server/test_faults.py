@@ -12,7 +12,7 @@ import pytest
 from helpers import image_zip, upload, wait_for
 from starlette.testclient import TestClient
 
-from oilspill.server import intake, reports, results
+from oilspill.server import reports, results
 from oilspill.server import upload as upload_module
 from oilspill.server.store import JobStore
 
@@ -52,8 +52,15 @@ def test_a_full_disk_during_intake_is_507_and_keeps_nothing(
     client = make_client()
     if site == "receiving":
         monkeypatch.setattr(upload_module, "_flush", full_disk)
-    else:
-        monkeypatch.setattr(intake, "_extract", full_disk)
+    else:  # writing an entry into the job's input folder
+        real_open = Path.open
+
+        def full_on_input_writes(self: Path, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+            if "w" in mode and "input" in self.parts:
+                full_disk()
+            return real_open(self, mode, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", full_on_input_writes)
     response = upload(client, image_zip(2))
     assert response.status_code == 507 and "disk" in response.json()["detail"]
     assert files_left(tmp_path / "data") == []
