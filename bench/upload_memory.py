@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from _common import (
     MIB,
     POLL_S,
     REQUEST_TIMEOUT,
+    Periodic,
     Row,
     add_quiet_arg,
     big_zip,
@@ -74,30 +74,17 @@ def reset_hwm(pid: int) -> bool:
     return True
 
 
-class Sampler:
+class Sampler(Periodic):
     """A background thread that calls `probe` every `interval` s and keeps (time, value)."""
 
     def __init__(self, probe: Callable[[], float], interval: float) -> None:
+        super().__init__(interval)
         self.probe = probe
-        self.interval = interval
         self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            t = time.perf_counter()
-            with contextlib.suppress(Exception):
-                self.samples.append((t, self.probe()))
-            self._stop.wait(self.interval)
+    def sample(self) -> None:
+        t = time.perf_counter()
+        self.samples.append((t, self.probe()))
 
     def between(self, t0: float, t1: float) -> list[float]:
         return [v for t, v in self.samples if t0 <= t <= t1]

@@ -120,8 +120,14 @@ class Ground:
         Traced along pixel edges (exact: its area is the pixel count's), and
         simplified by `simplify_px` pixels first when that is > 0.
         """
+        return self._on_ground(pixel_outline(region), x0, y0, simplify_px)
+
+    def _on_ground(
+        self, traced: list[Polygon], x0: int, y0: int, simplify_px: float
+    ) -> MultiPolygon:
+        """Pixel-space polygons (top-left at x0, y0) in lon/lat, simplified first if asked."""
         polys = []
-        for poly in pixel_outline(region):
+        for poly in traced:
             part = poly.simplify(simplify_px, preserve_topology=True) if simplify_px > 0 else poly
             if part.is_empty or not isinstance(part, Polygon):
                 continue
@@ -150,9 +156,10 @@ class Ground:
         pixels times the ground size of a pixel along its major axis; the width is
         area / length, the mean width.
         """
-        area_m2, _ = WGS84.geometry_area_perimeter(self.outline(region, x0, y0))
+        traced = pixel_outline(region)  # once: the exact outline and its simplification
+        area_m2, _ = WGS84.geometry_area_perimeter(self._on_ground(traced, x0, y0, 0.0))
         area_m2 = abs(float(area_m2))
-        simple = self.outline(region, x0, y0, simplify_px)
+        simple = self._on_ground(traced, x0, y0, simplify_px)
         _, perimeter = WGS84.geometry_area_perimeter(simple)
         ys, xs = np.nonzero(region)
         centre = (x0 + float(xs.mean()), y0 + float(ys.mean()))

@@ -208,7 +208,10 @@ def load(path: Path, name: str, fmt: str, options: ReadOptions) -> Raster:
     if width == 0 or height == 0:
         raise ImageError("the image has no pixels")
     if fmt == "tiff":
-        big = _windowed_tiff(path, name, width * height)
+        # Only a TIFF that could be over the budget at 4 bytes a pixel (float32, its widest
+        # decoded sample) is opened with GDAL to learn its sample size; the rest decode whole.
+        could_be_big = width * height * 4 > WINDOWED_ABOVE_BYTES
+        big = _windowed_tiff(path, name, width * height) if could_be_big else None
         return big if big is not None else _load_tiff(path, name)
     data = np.fromfile(path, dtype=np.uint8)
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

@@ -170,7 +170,8 @@ def check_entries(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.Zip
     one deflated stream counted many times), and more bytes than the limit.
     """
     infos = zf.infolist()
-    _check_no_overlap(zf, infos)
+    archive_bytes = _archive_size(zf)
+    _check_no_overlap(zf, infos, archive_bytes)
     if len(infos) > limits.max_entries:
         raise ArchiveTooLarge(
             f"the zip has {len(infos)} entries, more than {limits.max_entries} "
@@ -205,7 +206,6 @@ def check_entries(zf: zipfile.ZipFile, limits: Limits) -> list[tuple[zipfile.Zip
                 "this looks like a zip bomb"
             )
         files.append((info, name))
-    archive_bytes = _archive_size(zf)
     if total > WHOLE_RATIO_ABOVE and total / max(archive_bytes, 1) > limits.max_ratio:
         raise ArchiveTooLarge(
             f"the zip's entries expand {total / max(archive_bytes, 1):.0f}x in all "
@@ -230,10 +230,9 @@ def _archive_size(zf: zipfile.ZipFile) -> int:
         fp.seek(pos)
 
 
-def _check_no_overlap(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo]) -> None:
+def _check_no_overlap(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], size: int) -> None:
     """Refuse entries whose local header and data overlap another's (or the directory)."""
     spans = []
-    size = _archive_size(zf)
     for info in infos:
         if info.header_offset < 0 or (size and info.header_offset >= size):
             raise BadArchive(
@@ -334,11 +333,8 @@ def _unpack_products(
     for prefix, product_id in safe.product_members(names).items():
         result.product_prefixes.append(prefix)
         dest = input_dir / f"{len(result.items):05d}"
-        item = _product_item(result, taken, product_id)
-        try:
-            members = safe.needed_members(prefix, names, limits.polarisation)
-        except ImageError as exc:
-            item.status, item.error, item.error_code = ItemStatus.FAILED, exc.message, exc.code
+        members = _start_product(result, taken, product_id, prefix, names, limits)
+        if members is None:
             continue
         dest.mkdir()
         for name in members:
@@ -384,12 +380,9 @@ def _collect_product(
 ) -> None:
     """A .SAFE folder on disk: link (or copy) the files to read into the job's input."""
     product_id = path.name.removesuffix(".SAFE")
-    item = _product_item(result, taken, product_id)
     names = [p.relative_to(path.parent).as_posix() for p in sorted(path.rglob("*")) if p.is_file()]
-    try:
-        members = safe.needed_members(path.name, names, limits.polarisation)
-    except ImageError as exc:
-        item.status, item.error, item.error_code = ItemStatus.FAILED, exc.message, exc.code
+    members = _start_product(result, taken, product_id, path.name, names, limits)
+    if members is None:
         return
     for name in members:
         source = path.parent / name
@@ -400,6 +393,24 @@ def _collect_product(
         except OSError:
             shutil.copyfile(source, target)
     (dest / ".product-id").write_text(product_id)
+
+
+def _start_product(
+    result: Unpacked,
+    taken: set[str],
+    product_id: str,
+    prefix: str,
+    names: list[str],
+    limits: Limits,
+) -> list[str] | None:
+    """Add a product's item; the member names to unpack, or None when it cannot be read
+    (the item then fails, saying why, and the rest of the upload goes on)."""
+    item = _product_item(result, taken, product_id)
+    try:
+        return safe.needed_members(prefix, names, limits.polarisation)
+    except ImageError as exc:
+        item.status, item.error, item.error_code = ItemStatus.FAILED, exc.message, exc.code
+        return None
 
 
 def _product_item(result: Unpacked, taken: set[str], product_id: str) -> Item:
