@@ -265,7 +265,7 @@ def semantic(output: np.ndarray, spec: ModelInput) -> tuple[np.ndarray, np.ndarr
     """
     out = np.asarray(output)
     if out.ndim == 4 and out.shape[1] == 1 and np.issubdtype(out.dtype, np.floating):
-        p1 = 1.0 / (1.0 + np.exp(-out[0, 0].astype(np.float32)))
+        p1 = sigmoid(out[0, 0])
         probs = np.stack([1.0 - p1, p1])
         return _from_probs(probs, spec)
     if out.ndim == 4 and out.shape[1] >= 2:
@@ -279,6 +279,13 @@ def semantic(output: np.ndarray, spec: ModelInput) -> tuple[np.ndarray, np.ndarr
         f"the model answered a {list(out.shape)} tensor: a semantic model gives N×K×H×W "
         "logits or N×H×W labels"
     )
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """The logistic function, float32, without overflow warnings for large logits."""
+    x = np.clip(logits.astype(np.float32, copy=False), -60.0, 60.0)
+    p: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return p
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
