@@ -233,7 +233,7 @@ class JobRun:
     errors: int = 0
     problems: list[str] = field(default_factory=list)
     server_cpu_s: float = math.nan  # CPU time of the service process, upload to download end
-    ml_cpu_s: float = math.nan  # CPU time of the fake ML server, if any
+    ml_cpu_s: float = math.nan  # CPU time of the model servers it calls, if any
     others_cores: float = math.nan  # mean cores busy with other processes (machine noise)
 
     @property
@@ -242,7 +242,7 @@ class JobRun:
 
     @property
     def cpu_ms(self) -> float:
-        """CPU ms per image of the service plus the fake ML server."""
+        """CPU ms per image of the service plus the model servers it calls."""
         ml = 0.0 if math.isnan(self.ml_cpu_s) else self.ml_cpu_s
         return (self.server_cpu_s + ml) * 1000 / self.images
 
@@ -335,16 +335,20 @@ def download(client: httpx.Client, user_hash: str, dest: Path | None) -> int:
     return size
 
 
-def check_result(zip_path: Path, images: int, deep: bool) -> list[str]:
-    """What is wrong with a downloaded result zip, if anything."""
+def check_result(zip_path: Path, images: int, deep: bool, masks: bool = True) -> list[str]:
+    """What is wrong with a downloaded result zip, if anything (`masks` False: a backend that
+    gives none, so the zip must hold none)."""
     problems = []
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
         root_images = [n for n in names if "/" not in n and not n.endswith((".csv", ".json"))]
         root_images = [n for n in root_images if not n.endswith(".geojson")]
-        masks = [n for n in names if n.startswith("masks/")]
-        if len(root_images) != images or len(masks) != images:
-            problems.append(f"{len(root_images)} images and {len(masks)} masks, not {images}")
+        found = [n for n in names if n.startswith("masks/") and not n.endswith(".preview.png")]
+        if len(root_images) != images or len(found) != (images if masks else 0):
+            problems.append(
+                f"{len(root_images)} images and {len(found)} masks, not {images} and "
+                f"{images if masks else 0}"
+            )
         for needed in ("summary.csv", "report.json"):
             if needed not in names:
                 problems.append(f"no {needed}")
@@ -361,12 +365,13 @@ def run_job(
     scratch: Path,
     deep_check: bool = False,
     timeout: float = 600.0,
-    ml: Proc | None = None,
+    ml: Sequence[Proc] = (),
+    masks: bool = True,
 ) -> JobRun:
     """One job, timed from upload start to SUCCESS and to the end of the download."""
     with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
         latencies: list[float] = []
-        cpu0 = cpu_seconds(server.pid), cpu_seconds(ml.pid) if ml else math.nan
+        cpu0 = cpu_seconds(server.pid), _cpu_of(ml)
         own0, busy0 = own_cpu_seconds(), machine_busy_seconds()
         t0 = time.perf_counter()
         job = upload(client, zip_path)
@@ -379,11 +384,11 @@ def run_job(
         try:
             size = download(client, job["user_hash"], result_zip)
             t_dl = time.perf_counter()
-            problems = check_result(result_zip, images, deep_check)
+            problems = check_result(result_zip, images, deep_check, masks)
         except RuntimeError as exc:  # a broken download is reported, not fatal
             size, t_dl, problems = 0, math.nan, [str(exc)]
         result_zip.unlink(missing_ok=True)
-        cpu = cpu_seconds(server.pid) - cpu0[0], cpu_seconds(ml.pid) - cpu0[1] if ml else math.nan
+        cpu = cpu_seconds(server.pid) - cpu0[0], _cpu_of(ml) - cpu0[1]
         ours = cpu[0] + (cpu[1] if ml else 0.0) + own_cpu_seconds() - own0
         others = (machine_busy_seconds() - busy0 - ours) / (time.perf_counter() - t0)
         errors = len(status["result"].get("errors", []))
@@ -397,6 +402,11 @@ def run_job(
     return JobRun(images, *timing, size, latencies, errors, problems, *cpu, others)
 
 
+def _cpu_of(procs: Sequence[Proc]) -> float:
+    """CPU seconds of all `procs` together; NaN for none."""
+    return sum(cpu_seconds(p.pid) for p in procs) if procs else math.nan
+
+
 # Interleaved rounds --------------------------------------------------------------
 @dataclass
 class Config:
@@ -407,7 +417,8 @@ class Config:
     args: list[str]
     busy_slots: int = 1  # images in flight when every worker is busy (from /healthz)
     server: Proc | None = None
-    ml: Proc | None = None  # the fake ML server it calls, if any
+    ml: list[Proc] = field(default_factory=list)  # the model servers it calls, if any
+    masks: bool = True  # False: its backend gives no masks (an echo model server)
     runs: list[JobRun] = field(default_factory=list)
 
     @property
@@ -444,7 +455,7 @@ class Config:
         health = httpx.get(self.server.url + "/healthz", timeout=10).json()
         self.busy_slots = int(health["workers"])
         say(f"  {self.key}: {self.label}: backend={health['backend']} workers={health['workers']}")
-        run_job(self.server, warm_zip, 4, self.busy_slots, work, True, ml=self.ml)
+        run_job(self.server, warm_zip, 4, self.busy_slots, work, True, ml=self.ml, masks=self.masks)
 
     def summary(self) -> str:
         """The configuration's figures over its runs, in two lines."""
@@ -455,7 +466,7 @@ class Config:
             f"{self.rate('dl'):5.1f} downloaded (best {self.best('dl'):5.1f}); "
             f"median of {len(self.used)} of {len(self.runs)} runs\n"
             f"{'':34s}CPU {self.cpu_ms():.0f} ms/img"
-            + (f" (fake ML {ml_cpu:.0f} of it)" if self.ml else "")
+            + (f" (model servers {ml_cpu:.0f} of it)" if self.ml else "")
             + f" = at most {self.ceiling():.1f} img/s on {os.cpu_count()} idle cores; "
             f"status p50 {percentile(lat, 50):.1f} ms p99 {percentile(lat, 99):.1f} ms "
             f"max {max(lat, default=math.nan):.1f} ms (n={len(lat)})"
@@ -497,10 +508,12 @@ def run_rounds(
     def measure(cfg: Config, label: str, deep: bool, wait: float) -> None:
         assert cfg.server is not None
         quiet_before(wait)
-        run = run_job(cfg.server, zip_path, images, cfg.busy_slots, work, deep, ml=cfg.ml)
+        run = run_job(
+            cfg.server, zip_path, images, cfg.busy_slots, work, deep, ml=cfg.ml, masks=cfg.masks
+        )
         cfg.runs.append(run)
         lat = run.status_ms
-        ml_cpu = f", fake ML {run.ml_cpu_s * 1000 / images:.1f}" if cfg.ml else ""
+        ml_cpu = f", model servers {run.ml_cpu_s * 1000 / images:.1f}" if cfg.ml else ""
         say(
             f"  {label:9s} {cfg.key:8s} upload+unpack {run.upload_s:5.2f}s, "
             f"to SUCCESS {run.success_s:6.2f}s = {run.rate_success:5.1f} img/s, "

@@ -1,4 +1,4 @@
-"""Command line: `oilspill serve`, `oilspill segment`, `oilspill synth`.
+"""Command line: `oilspill serve`, `ml-serve`, `segment`, `synth` and `settings`.
 
 Only this module configures logging. `serve` flags are generated from
 `config.SETTINGS`, and each falls back to its `OILSPILL_<NAME>` variable.
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from oilspill.server.jobs import Item
 
 log = logging.getLogger("oilspill")
+REPEATABLE = {"ml_url"}
+ML_SERVE_PORT = 8002
+ML_SERVE_SETTINGS = [
+    "host", "port", "workers", "backend", "model", "model_kind", "device", "model_size",
+    "model_mean", "model_std", "model_channels", "model_classes", "model_conf", "model_iou",
+    "pixel_size_m", "max_upload_mb", "max_image_mpx", "log_level",
+]  # fmt: skip  # flags given once per value; the values are joined with commas
 
 
 def _setup_logging(level: str) -> None:
@@ -47,6 +54,7 @@ def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | N
             dest=setting.name,
             type=setting.cast,
             default=None,
+            action="append" if setting.name in REPEATABLE else "store",
             help=f"{setting.help} [env {env}; default {default}]",
         )
 
@@ -67,6 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from flags, then OILSPILL_<NAME> variables, then a .env file.",
     )
     _add_setting_flags(serve)
+
+    ml = sub.add_parser(
+        "ml-serve",
+        help="run a model service (POST /segment) for `serve --backend http` to call",
+        description="Serve the embedded detector (or --backend onnx --model X.onnx) with the "
+        "earlier ML service's API: POST /segment (multipart field `file`) answers with the "
+        "annotated image, or with the JSON result (mask, slicks, ships) under "
+        "`Accept: application/json`; GET /health; GET /stats. Port 8002 unless --port.",
+    )
+    _add_setting_flags(ml, ML_SERVE_SETTINGS)
 
     segment = sub.add_parser(
         "segment",
@@ -124,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k in {s.name for s in SETTINGS}}
+    for name in REPEATABLE & overrides.keys():
+        if overrides[name] is not None:
+            overrides[name] = ",".join(overrides[name])
     try:
         if args.command == "synth":
             return _synth(args)
@@ -135,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging("error" if quiet else settings.log_level)
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "ml-serve":
+            if args.port is None:
+                settings = dataclasses.replace(settings, port=ML_SERVE_PORT)
+            return _ml_serve(settings)
         return _segment(settings, args.inputs, args.output)
     except OilspillError as exc:
         print(f"oilspill: {exc.message}", file=sys.stderr)
@@ -161,6 +186,19 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
+    return 0
+
+
+def _ml_serve(settings: Settings) -> int:
+    import uvicorn
+
+    from oilspill.mlserve.app import create_ml_app
+
+    app = create_ml_app(settings)
+    log.info(
+        "oilspill ml-serve %s on http://%s:%d/segment", __version__, settings.host, settings.port
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 
 
@@ -254,6 +292,10 @@ def _summary_table(items: Sequence[Item], most: int = 30) -> None:
     for item in items[:most]:
         if item.error:
             print(f"{item.name[:width]:<{width}}  {'-':>6}  {'-':>12}  failed: {item.error}")
+            continue
+        if not item.masks:
+            note = "annotated image only (the model server gives no mask)"
+            print(f"{item.name[:width]:<{width}}  {'-':>6}  {'-':>12}  {note}")
             continue
         if item.oil_area_km2 is not None:
             oil = f"{item.oil_area_km2:.3f} km²"

@@ -31,6 +31,11 @@ def _optional_float(value: str) -> float | None:
     return float(value) if value.strip() else None
 
 
+def _urls(value: str) -> str:
+    """Comma-separated URLs, stripped (the repeated flag is joined the same way)."""
+    return ",".join(u.strip() for u in str(value).split(",") if u.strip())
+
+
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -51,7 +56,9 @@ def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) 
     return field(default=default, metadata={"help": help, "cast": cast or type(default)})
 
 
-BACKENDS = ("sar", "http")
+BACKENDS = ("sar", "http", "onnx")
+MODEL_KINDS = ("auto", "semantic", "yolo")
+DEVICES = ("cpu", "cuda")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -84,10 +91,52 @@ class Settings:
     )
     max_queued_jobs: int = _setting(100, "Jobs waiting or running before uploads get 503.")
     cors_origins: str = _setting("*", "Comma-separated origins allowed by CORS ('*' for any).")
-    backend: str = _setting("sar", "Segmenter: 'sar' (embedded detector) or 'http' (remote).")
-    ml_url: str = _setting("", "Remote segmentation endpoint for --backend http.")
-    ml_timeout: float = _setting(60.0, "Seconds to wait for the remote segmenter per image.")
-    ml_concurrency: int = _setting(8, "Images in flight to the remote segmenter at once.")
+    backend: str = _setting(
+        "sar",
+        "Segmenter: 'sar' (embedded detector), 'http' (model servers at --ml-url), "
+        "'onnx' (--model in process) or 'v2' (Open Inference Protocol server at --v2-url).",
+    )
+    ml_url: str = _setting(
+        "",
+        "Model server endpoint for --backend http (repeat the flag, or comma-separate, "
+        "to share the load between several).",
+        _urls,
+    )
+    ml_timeout: float = _setting(60.0, "Seconds to wait for a model server per request.")
+    ml_concurrency: int = _setting(8, "Requests in flight to each model server at once.")
+    ml_retries: int = _setting(
+        3, "Retries of a request after a connection error, 5xx or 429 (never after a 4xx)."
+    )
+    model: str = _setting("", "ONNX model file for --backend onnx.")
+    model_kind: str = _setting(
+        "auto", "What the model is: semantic (class logits or labels), yolo (-seg export), auto."
+    )
+    device: str = _setting("cpu", "Where --backend onnx runs the model: cpu or cuda.")
+    model_size: str = _setting(
+        "",
+        "Model input size WxH or N (default: the model's fixed input size, else 512); "
+        "larger images are tiled with overlap.",
+    )
+    model_mean: str = _setting(
+        "0", "Per-channel mean subtracted from 0..255 pixels before the model (comma-separated)."
+    )
+    model_std: str = _setting(
+        "255", "Per-channel divisor applied after the mean (255: pixels scaled to 0..1)."
+    )
+    model_channels: int = _setting(
+        0, "Channels the model takes: 1 (grey) or 3 (RGB); 0 reads it from the model."
+    )
+    model_classes: str = _setting(
+        "sea,oil,lookalike,ship,land",
+        "Our class for each of the model's classes, in its order: sea, oil, lookalike, ship, "
+        "land or - (ignored, counted as sea).",
+    )
+    model_conf: float = _setting(0.25, "Least score of a YOLO detection.")
+    model_iou: float = _setting(0.45, "IoU above which NMS drops the weaker YOLO detection.")
+    v2_url: str = _setting(
+        "", "Base URL of an Open Inference Protocol server (KServe, Triton, MLServer)."
+    )
+    v2_model: str = _setting("", "Model name on the --v2-url server.")
     pixel_size_m: float | None = _setting(
         None,
         "Ground pixel size in metres for files that carry none (else no km²).",
@@ -108,6 +157,18 @@ class Settings:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
         if self.backend == "http" and not self.ml_url:
             raise ConfigError("--backend http needs --ml-url (e.g. http://127.0.0.1:8002/segment)")
+        if self.backend == "onnx" and not self.model:
+            raise ConfigError("--backend onnx needs --model PATH.onnx")
+        if self.backend == "v2" and not (self.v2_url and self.v2_model):
+            raise ConfigError(
+                "--backend v2 needs --v2-url (e.g. http://127.0.0.1:8080) and --v2-model NAME"
+            )
+        if self.model_kind not in MODEL_KINDS:
+            raise ConfigError(f"model kind must be one of {', '.join(MODEL_KINDS)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        if self.ml_retries < 0 or self.ml_concurrency < 1 or self.ml_timeout <= 0:
+            raise ConfigError("ml_retries must be >= 0, ml_concurrency >= 1, ml_timeout > 0")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(
                 f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
@@ -116,6 +177,10 @@ class Settings:
             raise ConfigError(f"polarisation must be VV, HH, VH or HV, not {self.polarisation!r}")
         if self.ttl < 0 or self.workers < 0 or self.max_upload_mb <= 0:
             raise ConfigError("ttl and workers must be >= 0 and max_upload_mb > 0")
+
+    @property
+    def ml_urls(self) -> list[str]:
+        return [u for u in self.ml_url.split(",") if u]
 
     @property
     def worker_count(self) -> int:

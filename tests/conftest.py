@@ -41,8 +41,8 @@ def client(make_client: Callable[..., TestClient]) -> TestClient:
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def factory(*args: str, data_dir: Path | None = None) -> Server:
-        server = Server(data_dir or tmp_path / "data", *args)
+    def factory(*args: str, data_dir: Path | None = None, command: str = "serve") -> Server:
+        server = Server(data_dir or tmp_path / "data", *args, command=command)
         servers.append(server)
         return server
 

@@ -73,14 +73,18 @@ def free_port() -> int:
 
 
 class Server:
-    """`python -m oilspill serve` as a subprocess on 127.0.0.1."""
+    """`python -m oilspill serve` (or `ml-serve`, without a data folder) as a subprocess on
+    127.0.0.1."""
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, command: str = "serve") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / f"server-{self.port}.log"
-        cmd = [sys.executable, "-m", "oilspill", "serve", "--port", str(self.port)]
-        cmd += ["--data-dir", str(data_dir), *args]
+        self.log = data_dir.parent / f"{command}-{self.port}.log"
+        self.health = "/healthz" if command == "serve" else "/health"
+        cmd = [sys.executable, "-m", "oilspill", command, "--port", str(self.port)]
+        if command == "serve":
+            cmd += ["--data-dir", str(data_dir)]
+        cmd += args
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._log_fh = self.log.open("wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, env=env)
@@ -92,7 +96,7 @@ class Server:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{self.health}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -1,4 +1,4 @@
-"""The house rules: wings import one way (server -> backends -> sar; everything -> io)."""
+"""The house rules: wings import one way (server, mlserve -> backends -> sar; all -> io)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ ALLOWED = {
     "sar": {"sar", "io"},
     "backends": {"backends", "sar", "io"},
     "server": {"server", "backends", "sar", "io"},
+    # The model service: an in-process backend behind the server's upload receiver.
+    "mlserve": {"mlserve", "backends", "sar", "io", "server"},
 }
 
 

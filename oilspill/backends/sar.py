@@ -12,6 +12,7 @@ class LocalSegmenter:
     """The embedded classical SAR detector, run in the CPU pool."""
 
     name = "sar"
+    decodes = True
 
     def __init__(self, cpu: CpuPool, pixel_size_m: float | None = None) -> None:
         self.cpu = cpu

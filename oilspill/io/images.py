@@ -8,6 +8,7 @@ and the georeference); `encode` writes an array in a chosen format.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 import zlib
@@ -118,25 +119,35 @@ def format_for_name(name: str) -> str | None:
 
 def read_size(path: Path, fmt: str) -> tuple[int, int]:
     """(width, height) from the header only; raises ImageError when it cannot be read."""
+    with path.open("rb") as fh:
+        return _size(fh, fmt)
+
+
+def size_of(data: bytes, fmt: str) -> tuple[int, int]:
+    """(width, height) of an encoded image from its header; ImageError when unreadable."""
+    return _size(io.BytesIO(data), fmt)
+
+
+def _size(fh: Any, fmt: str) -> tuple[int, int]:
     try:
-        with path.open("rb") as fh:
-            head = fh.read(64)
-            if fmt == "png" and len(head) >= 24:
-                w, h = struct.unpack(">II", head[16:24])
-                return w, h
-            if fmt == "bmp":
-                w, h = struct.unpack("<ii", head[18:26])
-                return abs(w), abs(h)
-            if fmt == "webp":
-                return _webp_size(head)
-            if fmt == "jpeg":
-                fh.seek(2)
-                return _jpeg_size(fh)
-            if fmt == "tiff":
-                with tifffile.TiffFile(path) as tif:
-                    shape = tif.pages.first.shape
-                    axes = tif.pages.first.axes
-                    return int(shape[axes.index("X")]), int(shape[axes.index("Y")])
+        head = fh.read(64)
+        if fmt == "png" and len(head) >= 24:
+            w, h = struct.unpack(">II", head[16:24])
+            return w, h
+        if fmt == "bmp":
+            w, h = struct.unpack("<ii", head[18:26])
+            return abs(w), abs(h)
+        if fmt == "webp":
+            return _webp_size(head)
+        if fmt == "jpeg":
+            fh.seek(2)
+            return _jpeg_size(fh)
+        if fmt == "tiff":
+            fh.seek(0)
+            with tifffile.TiffFile(fh) as tif:
+                shape = tif.pages.first.shape
+                axes = tif.pages.first.axes
+                return int(shape[axes.index("X")]), int(shape[axes.index("Y")])
     except Exception as exc:  # a parser of strangers' bytes: whatever it raises means "broken"
         raise ImageError(f"cannot read the {fmt.upper()} header: {exc}") from exc
     raise ImageError(f"cannot read the {fmt.upper()} header: file too short")
@@ -219,6 +230,63 @@ def load(path: Path, name: str, fmt: str, options: ReadOptions) -> Raster:
         raise ImageError(f"the {fmt.upper()} data is corrupt or truncated and cannot be decoded")
     size = png_pixel_size(data.tobytes()) if fmt == "png" else None
     return Raster(pixels=pixels, name=name, fmt=fmt, pixel_size_m=size)
+
+
+def header(path: Path, name: str, fmt: str, options: ReadOptions) -> Raster:
+    """A Raster of an image file from its header alone; its pixels are decoded only if
+    something asks for them (blocking). For backends that send the file itself (http).
+
+    The same checks as `load` that need no decoding apply: size limits, and the pixel
+    size and georeference the file states.
+    """
+    if fmt == "safe":
+        return load(path, name, fmt, options)
+    width, height = read_size(path, fmt)
+    if width * height > options.max_pixels:
+        raise ImageError(
+            f"{width}x{height} is {width * height / 1e6:.0f} Mpx, over the limit of "
+            f"{options.max_pixels / 1e6:.0f} Mpx (raise --max-image-mpx to accept it)"
+        )
+    if width == 0 or height == 0:
+        raise ImageError("the image has no pixels")
+    size = png_pixel_size(path.read_bytes()) if fmt == "png" else None
+    georef = read_georef(path) if fmt == "tiff" else None
+    lazy = Undecoded(path, name, fmt, options, (height, width))
+    return Raster(lazy, name, fmt, georef, path, pixel_size_m=size)
+
+
+class Undecoded:
+    """An image file's pixels, decoded (whole, by `load`) the first time they are read."""
+
+    def __init__(
+        self, path: Path, name: str, fmt: str, options: ReadOptions, shape: tuple[int, int]
+    ) -> None:
+        self._args = (path, name, fmt, options)
+        self._shape = shape
+        self._pixels: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.array().dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.array().ndim
+
+    def array(self) -> np.ndarray:
+        if self._pixels is None:
+            pixels = load(*self._args).pixels
+            assert isinstance(pixels, np.ndarray)  # files `header` accepts decode whole
+            self._pixels = pixels
+        return self._pixels
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        window: np.ndarray = self.array()[key]
+        return window
 
 
 PIXEL_SIZE_KEY = b"oilspill:pixel_size_m"  # PNG tEXt keyword: ground metres per pixel

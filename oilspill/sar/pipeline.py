@@ -34,7 +34,7 @@ def detect(
     Sentinel-1 product): big ones are then read tile by tile, never whole.
     `net=False` calls oil by the classical features alone (for comparison).
     """
-    px = _pixel_size(georef, pixel_size_m)
+    px = pixel_size(georef, pixel_size_m)
     ground = Ground.of(georef)
     h, w = values.shape[:2]
     if not isinstance(values, np.ndarray) and h * w <= TILED_ABOVE_PX:
@@ -73,7 +73,7 @@ def detect(
     return Detection(an.mask, overlay, slicks, an.ships, info, quicklook=grey)
 
 
-def _pixel_size(georef: Georef | None, arg: float | None) -> tuple[float, float] | None:
+def pixel_size(georef: Georef | None, arg: float | None) -> tuple[float, float] | None:
     if georef is not None and georef.pixel_size_m is not None:
         return georef.pixel_size_m
     if arg is not None and arg > 0:

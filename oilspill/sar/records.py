@@ -32,7 +32,9 @@ class Slick:
 
     id: int
     cls: int  # Cls.OIL or Cls.LOOKALIKE
-    confidence: float  # 0..1, probability-like score that this object is oil
+    # 0..1, probability-like score that this object is oil; None from a model that gives
+    # labels only (no score exists to report)
+    confidence: float | None
     area_px: int
     centroid: tuple[float, float]  # (x, y) in pixels
     bbox: tuple[int, int, int, int]  # (x, y, width, height) in pixels

@@ -1,4 +1,6 @@
-"""HTTP routes: the legacy API, the v1 API, the old ML service's API and the web page.
+"""HTTP routes: the legacy API, the v1 API, health and the web page.
+
+The old ML service's `/segment` and `/health` are `oilspill ml-serve` (`mlserve.app`).
 
 Handlers are thin: they parse the request, ask the `Service`, and render.
 Every error leaves through `error_response`, so every 4xx/5xx body has the
@@ -12,7 +14,6 @@ import logging
 import mimetypes
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,11 @@ from oilspill.errors import (
     BadRequest,
     Busy,
     DiskFull,
-    ImageError,
     NotFound,
     OilspillError,
     error_body,
     is_disk_full,
 )
-from oilspill.io import images
 from oilspill.server import archive, resources, results
 from oilspill.server.jobs import ItemStatus, Job
 from oilspill.server.service import Service
@@ -323,14 +322,19 @@ async def image_file(request: Request) -> Response:
     job = service.get(request.path_params["job_id"])
     index = _done_item(service, job, request.path_params["index"])
     kind = request.path_params["kind"]
-    suffix = results.output_suffix(kind, job.items[index])
+    item = job.items[index]
+    suffix = results.output_suffix(kind, item)
     if suffix is None:
         raise NotFound(f"no image kind {kind!r}; use one of {', '.join(results.KINDS)}")
+    if not item.masks and kind in results.MASK_KINDS:
+        raise NotFound(
+            f"this image has no {kind}: the model server answered with an annotated image only"
+        )
     path = service.store.out_path(job.id, index, suffix)
     return await _open_file(path, job, {"Cache-Control": "private, max-age=600"})
 
 
-# Health and the old ML service -------------------------------------------------
+# Health ----------------------------------------------------------------------------
 async def healthz(request: Request) -> Response:
     """
     summary: Liveness and load
@@ -353,55 +357,6 @@ async def healthz(request: Request) -> Response:
         },
         200 if alive else 503,
     )
-
-
-async def ml_health(request: Request) -> Response:
-    """
-    summary: Health in the old ML service's shape
-    responses:
-      200: {description: '{"status": "ok"}'}
-    """
-    return JSONResponse({"status": "ok"})
-
-
-async def ml_segment(request: Request) -> Response:
-    """
-    summary: Segment one image; answers with the annotated image (the old ML service's API)
-    requestBody:
-      content:
-        multipart/form-data:
-          schema: {type: object, properties: {file: {type: string, format: binary}}}
-    responses:
-      200: {description: "The annotated image, same format as the input"}
-      400: {description: "No file field"}
-      422: {description: "Not an image we can read"}
-    """
-    service = _service(request)
-    with tempfile.TemporaryDirectory(dir=service.store.uploads) as tmp:
-        path = Path(tmp) / "image"
-        name = await receive_file(
-            request, path, field="file", max_bytes=service.settings.max_upload_bytes
-        )
-        body, fmt = await _segment_file(service, path, name or "image")
-    return Response(body, media_type=f"image/{fmt}")
-
-
-async def _segment_file(service: Service, path: Path, name: str) -> tuple[bytes, str]:
-    """Segment one received image file; answer with its overlay, in its own format."""
-    fmt = images.sniff(await anyio.to_thread.run_sync(_head, path))
-    if fmt is None:
-        raise ImageError("the file is not a PNG, JPEG, WebP, BMP or TIFF image")
-    options = images.ReadOptions(service.settings.max_image_pixels)
-    raster = await service.cpu.run(images.load, path, name, fmt, options)
-    raster.source = path
-    seg = await service.segmenter.segment(raster)
-    out_fmt = fmt if fmt != "tiff" else "png"
-    return await service.cpu.run(images.encode, seg.overlay, out_fmt), out_fmt
-
-
-def _head(path: Path) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(64)
 
 
 # Web page and schema -----------------------------------------------------------
@@ -462,8 +417,6 @@ def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starle
         Route(f"{job}/images/{{index}}", image_detail),
         Route(f"{job}/images/{{index}}/{{kind}}", image_file),
         Route("/healthz", healthz),
-        Route("/health", ml_health),
-        Route("/segment", ml_segment, methods=["POST"]),
         Route("/openapi.json", openapi, include_in_schema=False),
         Route("/", index, include_in_schema=False),
         Route("/jobs/{job_id}", index, include_in_schema=False),

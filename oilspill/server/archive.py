@@ -35,6 +35,8 @@ def entries(store: JobStore, job: Job) -> Iterator[tuple[str, Path]]:
         if item.status is ItemStatus.DONE:
             suffix = results.overlay_suffix(item.name, item.fmt)
             yield item.name, store.out_path(job.id, item.index, suffix)
+            if not item.masks:  # the backend gave an annotated picture only
+                continue
             mask = store.out_path(job.id, item.index, results.mask_suffix(item.mask_name))
             yield item.mask_name, mask
             preview = store.out_path(job.id, item.index, results.MASK_PREVIEW_SUFFIX)

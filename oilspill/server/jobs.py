@@ -48,11 +48,14 @@ class Item:
     # English): bad_image, not_an_image, too_large, disk_full, out_of_memory, missing_input,
     # not_saved, backend_error, cancelled, internal_error.
     error_code: str | None = None
-    slicks: int = 0
-    lookalikes: int = 0
-    ships: int = 0
-    oil_pixels: int = 0
-    oil_fraction: float = 0.0
+    # Counts are None when the backend gave no mask (an annotated picture only): nothing
+    # was counted, which is not the same as nothing found.
+    masks: bool = True  # False: no mask, no slick records (see `masks`)
+    slicks: int | None = 0
+    lookalikes: int | None = 0
+    ships: int | None = 0
+    oil_pixels: int | None = 0
+    oil_fraction: float | None = 0.0
     oil_area_km2: float | None = None
     max_confidence: float | None = None
     confidences: list[float] = field(default_factory=list)  # of each oil slick, highest first

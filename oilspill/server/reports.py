@@ -31,6 +31,12 @@ NO_KM2 = (
 )
 
 
+NO_MASK = (
+    "no mask: the model server answered with an annotated image only; serve the model "
+    "with `oilspill ml-serve` (it answers JSON) for masks and slicks"
+)
+
+
 def write_reports(store: JobStore, job: Job) -> None:
     """Write summary.csv, report.json and slicks.geojson once, when the job finishes.
 
@@ -74,6 +80,8 @@ def summary_csv(job: Job) -> bytes:
         row["status"] = item.status.value
         if item.status is not ItemStatus.DONE:
             row.update(slicks="", lookalikes="", ships="", oil_pixels="", oil_fraction="")
+        elif not item.masks:
+            row["note"] = NO_MASK
         elif item.oil_area_km2 is None:
             row["note"] = NO_KM2
         writer.writerow(["" if row.get(c) is None else row.get(c) for c in SUMMARY_COLUMNS])
@@ -87,7 +95,7 @@ def report_image(item: Item, record: dict[str, Any]) -> dict[str, Any]:
     """One image's entry in report.json: its summary, slicks with features, ships, detector."""
     return {
         "name": item.name,
-        "mask": item.mask_name if item.status is ItemStatus.DONE else None,
+        "mask": item.mask_name if item.status is ItemStatus.DONE and item.masks else None,
         "status": item.status.value,
         "error": item.error,
         "summary": record.get("summary"),

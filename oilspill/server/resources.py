@@ -73,11 +73,15 @@ def job_resource(
             img = f"{base}/images/{item.index}"
             entry["links"] = {
                 "overlay": f"{img}/overlay",
-                "original": f"{img}/original",
                 "thumbnail": f"{img}/thumbnail",
-                "mask": f"{img}/mask",
                 "detail": img,
             }
+            if item.masks:  # else the backend gave an annotated picture only
+                entry["links"] |= {
+                    "original": f"{img}/original",
+                    "mask": f"{img}/mask",
+                    "mask-preview": f"{img}/mask-preview",
+                }
         images.append(entry)
     links = {"job": base, "legacy_status": f"/api/status/{job.id}"}
     if job.finished:

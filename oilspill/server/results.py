@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from oilspill.backends.base import Segmentation
+from oilspill.errors import BackendError, ImageError
 from oilspill.io import images
 from oilspill.io.georef import write_cog_mask
 from oilspill.io.images import Raster
@@ -41,6 +42,7 @@ MASK_PREVIEW_PX = 1024
 PREVIEW_SUFFIX = ".original-preview.jpg"  # the input, for the page, at most PREVIEW_PX
 THUMB_SUFFIX = ".annotated-thumbnail.jpg"  # the annotated image, at most THUMB_PX
 KINDS = ("overlay", "original", "thumbnail", "mask", "mask-preview")
+MASK_KINDS = ("original", "mask", "mask-preview")  # not written when the backend gives no mask
 
 
 def output_suffix(kind: str, item: Item) -> str | None:
@@ -57,40 +59,88 @@ def output_suffix(kind: str, item: Item) -> str | None:
 def write_outputs(
     raster: Raster, seg: Segmentation, out_dir: Path, index: int, mask_name: str
 ) -> dict[str, Any]:
-    """Encode and write every output file of one image (blocking); return its record."""
+    """Encode and write every output file of one image (blocking); return its record.
+
+    What a remote service sent encoded (overlay, mask, quicklook) is written as it came.
+    A segmentation without a mask (a model server that answers with a picture only)
+    gets its overlay and a thumbnail, nothing else.
+    """
     stem = out_dir / f"{index:05d}"
     fmt = images.output_format(raster.name, raster.fmt)
-    overlay = seg.overlay
-    if fmt == "jpeg" and overlay.ndim == 3 and overlay.shape[2] == 4:
-        overlay = cv2.cvtColor(overlay, cv2.COLOR_BGRA2BGR)
-    if seg.overlay_file is not None and seg.overlay_file[0] == fmt:
-        encoded = seg.overlay_file[1]
+    if seg.overlay_file is not None:  # as a remote service sent it
+        sent_fmt, sent = seg.overlay_file
+        small = _decode_reduced(sent, THUMB_PX)  # also proves that it decodes
+        encoded = sent if sent_fmt == fmt else images.encode(_for(fmt, _decode(sent)), fmt)
     else:
-        encoded = images.encode(overlay, fmt)
+        assert seg.overlay is not None
+        small = seg.overlay
+        encoded = images.encode(_for(fmt, seg.overlay), fmt)
     Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
+    thumb = _for("jpeg", images.fit_within(small, THUMB_PX))
+    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(images.encode(thumb, "jpeg"))
+    if seg.mask is None:
+        return describe(raster, seg)
 
     palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
     preview_png = images.encode_png_indexed(_mask_preview(seg.mask), palette)
     Path(f"{stem}{MASK_PREVIEW_SUFFIX}").write_bytes(preview_png)
     if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
         write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef, palette)
+    elif seg.mask_png is not None:
+        Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(seg.mask_png)
     else:
         mask = np.ascontiguousarray(np.asarray(seg.mask), dtype=np.uint8)
         Path(f"{stem}{mask_suffix(mask_name)}").write_bytes(images.encode(mask, "png", labels=True))
 
     # The original as the annotated image shows it (same stretch), else a stretch of its own.
-    preview = (
-        images.fit_within(seg.quicklook, PREVIEW_PX)
-        if seg.quicklook is not None
-        else _preview(raster)
-    )
-    if preview.ndim == 3 and preview.shape[2] == 4:
-        preview = cv2.cvtColor(preview, cv2.COLOR_BGRA2BGR)
-    Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(preview, "jpeg"))
-    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(
-        images.encode(images.fit_within(seg.overlay[..., :3], THUMB_PX), "jpeg")
-    )
+    if seg.quicklook_jpeg is not None:
+        Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(seg.quicklook_jpeg)
+    else:
+        preview = (
+            images.fit_within(seg.quicklook, PREVIEW_PX)
+            if seg.quicklook is not None
+            else _preview(raster)
+        )
+        Path(f"{stem}{PREVIEW_SUFFIX}").write_bytes(images.encode(_for("jpeg", preview), "jpeg"))
     return describe(raster, seg)
+
+
+def _for(fmt: str, pixels: np.ndarray) -> np.ndarray:
+    """Pixels as `fmt` can hold them: JPEG has no alpha."""
+    if fmt == "jpeg" and pixels.ndim == 3 and pixels.shape[2] == 4:
+        converted: np.ndarray = cv2.cvtColor(pixels, cv2.COLOR_BGRA2BGR)
+        return converted
+    return pixels
+
+
+def _decode(data: bytes) -> np.ndarray:
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise BackendError("the model server's annotated image cannot be decoded")
+    return pixels
+
+
+def _decode_reduced(data: bytes, longest: int) -> np.ndarray:
+    """An encoded image decoded at 1/2, 1/4 or 1/8 when it is that much larger than
+    `longest` (JPEG decodes that much faster); raises BackendError when it is broken."""
+    fmt = images.sniff(data[:64])
+    flags = cv2.IMREAD_COLOR
+    if fmt in ("jpeg", "png", "webp") and len(data) > 64:
+        try:
+            w, h = images.size_of(data, fmt)
+        except ImageError as exc:
+            raise BackendError(f"the model server's annotated image is broken: {exc}") from exc
+        ratio = max(w, h) / longest
+        reduced = (
+            (8, cv2.IMREAD_REDUCED_COLOR_8),
+            (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2),
+        )
+        flags = next((f for n, f in reduced if ratio >= n), cv2.IMREAD_COLOR)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None:
+        raise BackendError("the model server's annotated image cannot be decoded")
+    return pixels
 
 
 def _mask_preview(mask: Mask) -> np.ndarray:
@@ -117,34 +167,50 @@ def _preview(raster: Raster) -> np.ndarray:
 
 
 def describe(raster: Raster, seg: Segmentation) -> dict[str, Any]:
-    """The JSON record of one segmented image: summary numbers, slicks, ships, detector info."""
+    """The JSON record of one segmented image: summary numbers, slicks, ships, detector info.
+
+    Without a mask nothing was counted: the counts are None, not 0, and `masks` is False.
+    """
     height, width = raster.shape
-    oil = [s for s in seg.slicks if s.cls == Cls.OIL]
-    oil_pixels = seg.oil_pixels
-    areas = [s.area_km2 for s in oil]
-    known = bool(oil) and all(a is not None for a in areas)
-    pixel_size = raster.georef.pixel_size_m if raster.georef else None
-    if not oil and (pixel_size or seg.info.get("pixel_size_m")):
-        known = True  # no oil, and the pixel size is known: the area is truly 0 km²
-    return {
-        "summary": {
-            "slicks": len(oil),
-            "lookalikes": sum(1 for s in seg.slicks if s.cls == Cls.LOOKALIKE),
-            "ships": len(seg.ships),
-            "oil_pixels": oil_pixels,
-            "oil_fraction": round(oil_pixels / max(width * height, 1), 6),
-            "oil_area_km2": round(sum(a or 0.0 for a in areas), 6) if known else None,
-            "max_confidence": max((s.confidence for s in oil), default=None),
-            "confidences": sorted((round(s.confidence, 3) for s in oil), reverse=True),
-            "width": width,
-            "height": height,
-        },
+    record: dict[str, Any] = {
         "slicks": [s.to_dict() for s in seg.slicks],
         "ships": [s.to_dict() for s in seg.ships],
         "info": seg.info,
         "georef": _georef_record(raster),
         "product": raster.product,
     }
+    oil_pixels = seg.oil_pixels
+    if oil_pixels is None:
+        unknown = dict.fromkeys(
+            ("slicks", "lookalikes", "ships", "oil_pixels", "oil_fraction", "oil_area_km2")
+        )
+        summary: dict[str, Any] = {
+            **unknown,
+            "max_confidence": None,
+            "confidences": [],
+            "masks": False,
+        }
+        return {"summary": {**summary, "width": width, "height": height}, **record}
+    oil = [s for s in seg.slicks if s.cls == Cls.OIL]
+    scores = [s.confidence for s in oil if s.confidence is not None]
+    areas = [s.area_km2 for s in oil]
+    known = bool(oil) and all(a is not None for a in areas)
+    pixel_size = raster.georef.pixel_size_m if raster.georef else None
+    if not oil and (pixel_size or seg.info.get("pixel_size_m")):
+        known = True  # no oil, and the pixel size is known: the area is truly 0 km²
+    summary = {
+        "slicks": len(oil),
+        "lookalikes": sum(1 for s in seg.slicks if s.cls == Cls.LOOKALIKE),
+        "ships": len(seg.ships),
+        "oil_pixels": oil_pixels,
+        "oil_fraction": round(oil_pixels / max(width * height, 1), 6),
+        "oil_area_km2": round(sum(a or 0.0 for a in areas), 6) if known else None,
+        "max_confidence": max(scores, default=None),
+        "confidences": sorted((round(c, 3) for c in scores), reverse=True),
+        "width": width,
+        "height": height,
+    }
+    return {"summary": summary, **record}
 
 
 def _georef_record(raster: Raster) -> dict[str, Any] | None:

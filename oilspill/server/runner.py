@@ -202,7 +202,9 @@ class Runner:
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)
         try:
-            raster = await self.cpu.run(images.load, path, item.name, item.fmt, self.read_options)
+            # A backend that sends the file itself gets it undecoded (`images.header`).
+            read = images.load if self.segmenter.decodes else images.header
+            raster = await self.cpu.run(read, path, item.name, item.fmt, self.read_options)
             try:
                 raster.source = path
                 seg = await self.segmenter.segment(raster)

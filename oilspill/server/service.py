@@ -45,8 +45,9 @@ class Service:
         self.cpu = CpuPool(settings.worker_count)
         self.segmenter = segmenter or make_segmenter(settings, self.cpu)
         concurrency = settings.worker_count
-        if settings.backend == "http":
-            concurrency = max(concurrency, settings.ml_concurrency)
+        if settings.backend in ("http", "v2"):  # remote: images in flight, not CPU threads
+            endpoints = len(settings.ml_urls) if settings.backend == "http" else 1
+            concurrency = max(concurrency, settings.ml_concurrency * endpoints)
         self.runner = Runner(
             self.store,
             self.segmenter,

@@ -50,7 +50,9 @@ async def _paced(request: Request) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def receive_file(request: Request, dest: Path, *, field: str, max_bytes: int) -> str:
+async def receive_file(
+    request: Request, dest: Path, *, field: str, max_bytes: int, what: str = "the zip"
+) -> str:
     """Stream multipart field `field` of `request` into `dest`; return the client's file name.
 
     Raises ArchiveTooLarge past `max_bytes` and BadRequest when the body is not
@@ -62,7 +64,7 @@ async def receive_file(request: Request, dest: Path, *, field: str, max_bytes: i
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if ctype != b"multipart/form-data" or not boundary:
-        raise BadRequest(f"send the zip as multipart/form-data in a field named {field!r}")
+        raise BadRequest(f"send {what} as multipart/form-data in a field named {field!r}")
 
     state: dict[str, object] = {"in_field": False, "found": False, "filename": ""}
     header_field = bytearray()

@@ -290,9 +290,11 @@ def test_openapi_describes_every_endpoint(client: TestClient) -> None:
     for path in (
         "/api/upload", "/api/status/{job_id}", "/api/download/{user_hash}",
         "/api/archive_time_left/{user_hash}", "/api/v1/jobs", "/api/v1/jobs/{job_id}",
-        "/api/v1/jobs/{job_id}/result.zip", "/healthz", "/segment", "/health",
+        "/api/v1/jobs/{job_id}/result.zip", "/healthz",
     ):  # fmt: skip
         assert path in paths, path
+    # The old ML service's API is `oilspill ml-serve`: the main app has no unqueued path.
+    assert "/segment" not in paths and "/health" not in paths
     assert "delete" in paths["/api/v1/jobs/{job_id}"]
     # Every response is {description: text}: a comma in an unquoted YAML description once
     # split it into junk keys (found by schemathesis).
@@ -307,17 +309,6 @@ def test_method_not_allowed_says_which_are(client: TestClient) -> None:
     response = client.request("TRACE", "/healthz")
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD"}
-
-
-def test_ml_service_api_segments_one_image(client: TestClient) -> None:
-    png = encode(sar_image(0, (480, 360)))
-    response = client.post("/segment", files={"file": ("a.png", png, "image/png")})
-    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
-    annotated = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
-    assert annotated.shape == (360, 480, 3)
-    assert client.get("/health").json() == {"status": "ok"}
-    bad = client.post("/segment", files={"file": ("a.png", b"nope", "image/png")})
-    assert bad.status_code == 422 and bad.json()["error"] == "bad_image"
 
 
 def test_error_shape_is_the_same_everywhere(client: TestClient) -> None:
