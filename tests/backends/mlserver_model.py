@@ -1,6 +1,6 @@
 """An MLServer runtime for the v2 backend's tests: a real model whose outputs are known.
 
-MLServer imports it in its own virtualenv (tests/backends/conftest.py starts it), so it
+MLServer imports it in its own virtualenv (the `mlserver` fixture of test_v2.py starts it), so it
 imports only numpy and mlserver, never oilspill. Per pixel, from the input's first channel
 `x` (pixels scaled to 0..1), five class logits: sea `SLOPE * (x - EDGE)`, oil
 `SLOPE * (EDGE - x)`, look-alike, ship and land `LOW`. Dark pixels are oil, bright ones sea,
