@@ -56,7 +56,7 @@ def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) 
     return field(default=default, metadata={"help": help, "cast": cast or type(default)})
 
 
-BACKENDS = ("sar", "http", "onnx")
+BACKENDS = ("sar", "http", "onnx", "v2")
 MODEL_KINDS = ("auto", "semantic", "yolo")
 DEVICES = ("cpu", "cuda")
 LOG_LEVELS = ("debug", "info", "warning", "error")

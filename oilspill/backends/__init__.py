@@ -25,4 +25,8 @@ def make_segmenter(settings: Settings, cpu: CpuPool) -> Segmenter:
         from oilspill.backends.onnx import OnnxSegmenter
 
         return OnnxSegmenter(cpu, settings)
+    if settings.backend == "v2":
+        from oilspill.backends.v2 import V2Segmenter
+
+        return V2Segmenter(cpu, settings)
     return LocalSegmenter(cpu, settings.pixel_size_m)

@@ -62,6 +62,11 @@ class Segmenter(Protocol):
     name: str
     decodes: bool
 
+    async def start(self) -> None:
+        """Check the backend can work (a remote model is there and ready); ConfigError,
+        saying what to do, when it cannot. Called once before the service takes jobs."""
+        ...
+
     async def segment(self, raster: Raster) -> Segmentation: ...
 
     async def aclose(self) -> None: ...

@@ -218,6 +218,11 @@ class HttpSegmenter:
                     endpoint.down, endpoint.failures = False, 0
                     log.warning("model server %s answers again: back in", endpoint.url)
 
+    async def start(self) -> None:
+        """Nothing to wait for: a model server that is not up yet is retried, then taken
+        out and probed, per request."""
+        return None
+
     async def aclose(self) -> None:
         for endpoint in self.endpoints:
             if endpoint.probe is not None:

@@ -74,6 +74,9 @@ class OnnxSegmenter:
     async def segment(self, raster: Raster) -> Segmentation:
         return await self.cpu.run(segment_raster, self.model, raster, self.pixel_size_m)
 
+    async def start(self) -> None:
+        return None  # the model is loaded when the backend is made
+
     async def aclose(self) -> None:
         return None
 

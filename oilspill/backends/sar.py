@@ -21,6 +21,9 @@ class LocalSegmenter:
     async def segment(self, raster: Raster) -> Segmentation:
         return await self.cpu.run(segment_raster, raster, self.pixel_size_m)
 
+    async def start(self) -> None:
+        return None
+
     async def aclose(self) -> None:
         return None
 

@@ -128,6 +128,32 @@ def size_of(data: bytes, fmt: str) -> tuple[int, int]:
     return _size(io.BytesIO(data), fmt)
 
 
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def check_whole(data: bytes, fmt: str) -> None:
+    """Raise ImageError unless the encoded image's header reads and its data is all there
+    (a JPEG's end marker, a PNG's IEND chunk, the sizes a WebP, BMP or TIFF declares):
+    a truncated answer is caught without decoding a pixel."""
+    size_of(data, fmt)
+    complete = True
+    if fmt == "jpeg":
+        complete = data.rstrip(b"\x00")[-2:] == b"\xff\xd9"
+    elif fmt == "png":
+        complete = data.endswith(_PNG_END)
+    elif fmt == "webp":
+        complete = len(data) >= int.from_bytes(data[4:8], "little") + 8
+    elif fmt == "bmp":
+        complete = len(data) >= int.from_bytes(data[2:6], "little")
+    elif fmt == "tiff":
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages.first
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)]
+            complete = max(ends, default=0) <= len(data)
+    if not complete:
+        raise ImageError(f"the {fmt.upper()} data ends early ({len(data)} bytes): truncated")
+
+
 def _size(fh: Any, fmt: str) -> tuple[int, int]:
     try:
         head = fh.read(64)

@@ -77,6 +77,7 @@ def create_ml_app(settings: Settings, segmenter: Segmenter | None = None) -> Sta
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         cpu = CpuPool(settings.worker_count)
         seg = segmenter or make_segmenter(settings, cpu)
+        await seg.start()
         with tempfile.TemporaryDirectory(prefix="oilspill-ml-") as tmp:
             service = ModelService(settings, cpu, seg, Stats(), Path(tmp))
             log.info("ml-serve ready: backend=%s workers=%d", seg.name, settings.worker_count)

@@ -73,7 +73,8 @@ def job_resource(
             img = f"{base}/images/{item.index}"
             entry["links"] = {
                 "overlay": f"{img}/overlay",
-                "thumbnail": f"{img}/thumbnail",
+                # An annotated picture only: it is its own thumbnail (none was made).
+                "thumbnail": f"{img}/thumbnail" if item.masks else f"{img}/overlay",
                 "detail": img,
             }
             if item.masks:  # else the backend gave an annotated picture only

@@ -42,7 +42,8 @@ MASK_PREVIEW_PX = 1024
 PREVIEW_SUFFIX = ".original-preview.jpg"  # the input, for the page, at most PREVIEW_PX
 THUMB_SUFFIX = ".annotated-thumbnail.jpg"  # the annotated image, at most THUMB_PX
 KINDS = ("overlay", "original", "thumbnail", "mask", "mask-preview")
-MASK_KINDS = ("original", "mask", "mask-preview")  # not written when the backend gives no mask
+# Not written when the backend gives no mask (the overlay is its own thumbnail then).
+MASK_KINDS = ("original", "thumbnail", "mask", "mask-preview")
 
 
 def output_suffix(kind: str, item: Item) -> str | None:
@@ -63,10 +64,22 @@ def write_outputs(
 
     What a remote service sent encoded (overlay, mask, quicklook) is written as it came.
     A segmentation without a mask (a model server that answers with a picture only)
-    gets its overlay and a thumbnail, nothing else.
+    gets its picture, checked to be whole, and nothing else: the page shows the picture
+    itself as the thumbnail.
     """
     stem = out_dir / f"{index:05d}"
     fmt = images.output_format(raster.name, raster.fmt)
+    overlay_path = Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}")
+    if seg.mask is None:
+        assert seg.overlay_file is not None
+        sent_fmt, sent = seg.overlay_file
+        try:
+            images.check_whole(sent, sent_fmt)
+        except ImageError as exc:
+            raise BackendError(f"the model server's annotated image is broken: {exc}") from exc
+        encoded = sent if sent_fmt == fmt else images.encode(_for(fmt, _decode(sent)), fmt)
+        overlay_path.write_bytes(encoded)
+        return describe(raster, seg)
     if seg.overlay_file is not None:  # as a remote service sent it
         sent_fmt, sent = seg.overlay_file
         small = _decode_reduced(sent, THUMB_PX)  # also proves that it decodes
@@ -75,11 +88,9 @@ def write_outputs(
         assert seg.overlay is not None
         small = seg.overlay
         encoded = images.encode(_for(fmt, seg.overlay), fmt)
-    Path(f"{stem}{overlay_suffix(raster.name, raster.fmt)}").write_bytes(encoded)
+    overlay_path.write_bytes(encoded)
     thumb = _for("jpeg", images.fit_within(small, THUMB_PX))
     Path(f"{stem}{THUMB_SUFFIX}").write_bytes(images.encode(thumb, "jpeg"))
-    if seg.mask is None:
-        return describe(raster, seg)
 
     palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
     preview_png = images.encode_png_indexed(_mask_preview(seg.mask), palette)

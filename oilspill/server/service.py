@@ -82,6 +82,7 @@ class Service:
 
     # Lifecycle ---------------------------------------------------------------
     async def __aenter__(self) -> Service:
+        await self.segmenter.start()  # a remote model that is missing stops us here, saying so
         await anyio.to_thread.run_sync(self.store.prepare)
         self._stack.callback(self.store.release)
         tg = await self._stack.enter_async_context(asyncio.TaskGroup())

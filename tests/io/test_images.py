@@ -99,3 +99,14 @@ def test_synthetic_pngs_carry_their_pixel_size_so_areas_are_in_km2(tmp_path: Pat
     seg = segment_raster(images.read(tmp_path / "s.png"))
     assert seg.info["pixel_size_m"] == [synth.SYNTH_PIXEL_M] * 2
     assert all(s.area_km2 is not None for s in seg.slicks)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".bmp", ".tif"])
+def test_a_truncated_image_is_caught_from_its_structure(ext: str) -> None:
+    data = encode(sar_image(0, (120, 90)), ext)
+    fmt = images.sniff(data[:64])
+    assert fmt is not None
+    images.check_whole(data, fmt)
+    assert images.size_of(data, fmt) == (120, 90)
+    with pytest.raises(ImageError, match=r"truncated|header"):
+        images.check_whole(data[: len(data) * 2 // 3], fmt)
