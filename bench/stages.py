@@ -6,9 +6,10 @@
 Runs in this process, on one thread, no server: decode, detect (incl. overlay
 drawing), overlay encode, mask encode, original preview, thumbnail, write_outputs,
 and the http backend's work around its remote call (the remote answered with the
-input itself). Each scene goes through twice; the first pass warms up, the second
-is timed. CPU time is the whole process's (OpenCV may spread one call over its
-own threads), so, unlike wall time, it does not depend on other processes' load.
+input itself, as the earlier system's echo model does). Each scene goes through
+twice; the first pass warms up, the second is timed. CPU time is the whole
+process's (OpenCV may spread one call over its own threads), so, unlike wall
+time, it does not depend on other processes' load.
 Prints figures; asserts nothing.
 """
 
@@ -30,6 +31,7 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
 
     from oilspill.backends import http as http_backend
     from oilspill.backends import sar as sar_backend
+    from oilspill.backends import transport
     from oilspill.io import images
     from oilspill.io.images import Raster
     from oilspill.sar import synth
@@ -80,16 +82,17 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
                 i + rep * n,
                 f"masks/{path.stem}.png",
             )
-            # The http backend's work around the remote call, answered with the input itself.
-            raster.source = path
-            body = timed("http: read the file to send", path.read_bytes)
-            remote = timed(
-                "http: decode answer + diff mask", http_backend._from_annotated, raster, body, "x"
-            )
+            # The http backend's work around the remote call, answered with the input itself
+            # (an echo model server of the earlier API): no pixel is decoded.
+            header = timed("http: read the header", images.header, path, path.name, "png", options)
+            header.source = path
+            timed("http: read the file, multipart", http_backend._form, path, "png")
+            echoed = transport.Answer(200, {"content-type": "image/png"}, path.read_bytes())
+            remote = timed("http: check the answer", http_backend._annotated_only, echoed, "x")
             timed(
-                "http: write_outputs (all 5 files)",
+                "http: write_outputs (the answer)",
                 results.write_outputs,
-                raster,
+                header,
                 remote,
                 out,
                 i + (2 + rep) * n,
