@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -18,19 +19,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
-from helpers import Server, encode, image_zip, make_zip, sar_image
+import uvicorn
+from backends.onnx_models import dark_is_oil_labels
+from helpers import Server, encode, free_port, image_zip, make_zip, sar_image
 from playwright.sync_api import (
     Browser,
     Page,
     Request,
+    Response,
     Route,
     ViewportSize,
     expect,
     sync_playwright,
 )
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse
+from starlette.responses import Response as HttpResponse
+from starlette.routing import Route as HttpRoute
 
 from oilspill.sar import synth
+from oilspill.sar.overlay import CLASS_RGB
 
 pytestmark = pytest.mark.browser
 
@@ -715,3 +726,241 @@ def test_an_images_own_error_is_worded_in_the_pages_language(
     line = page.locator("#gallery .card").nth(broken["index"]).locator(".card-line.area")
     expect(line).to_contain_text("Причина: не изображение")
     expect(line).to_have_attribute("title", broken["error"])  # the server's own words
+
+
+# What a model may not give: a mask (a picture only), a confidence (labels only) ----------
+
+
+@pytest.fixture
+def echo_model() -> Iterator[str]:
+    """A model server of the earlier API on 127.0.0.1 whose "annotated image" is the upload.
+
+    `POST /segment` answers with the uploaded file's bytes and content type, as the
+    earlier system's echo model did; `GET /health` says it is up. Served by uvicorn in a
+    thread; yields its base URL.
+    """
+
+    async def segment(request: HttpRequest) -> HttpResponse:
+        async with request.form() as form:
+            part = form["file"]
+            assert not isinstance(part, str)
+            data = await part.read()
+            kind = part.content_type or "application/octet-stream"
+        return HttpResponse(data, media_type=kind)
+
+    async def health(request: HttpRequest) -> HttpResponse:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[HttpRoute("/segment", segment, methods=["POST"]), HttpRoute("/health", health)]
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "the echo model server did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def record_failures(page: Page) -> list[str]:
+    """Each answer of 400 or more that the page gets (images included), as it comes."""
+    failed: list[str] = []
+
+    def seen(response: Response) -> None:
+        if response.status >= 400:
+            failed.append(f"{response.status} {response.url}")
+
+    page.on("response", seen)
+    return failed
+
+
+IMAGES_LOADED = """(selector) => [...document.querySelectorAll(selector)]
+  .every((img) => img.complete && img.naturalWidth > 0)"""
+
+
+def test_an_annotated_picture_without_a_mask_is_shown_and_counted_apart(
+    start_server: Callable[..., Server],
+    new_page: Callable[..., Page],
+    echo_model: str,
+) -> None:
+    server = start_server("--backend", "http", "--ml-url", f"{echo_model}/segment")
+    entries = {"a.png": encode(sar_image(1)), "b.jpg": encode(sar_image(2), ".jpg")}
+    job = finished_job(server, make_zip(entries), "pictures.zip")
+    assert job["state"] == "succeeded"
+    assert all(i["masks"] is False and i["slicks"] is None for i in job["images"])
+    assert all(set(i["links"]) == {"overlay", "thumbnail", "detail"} for i in job["images"])
+    page = new_page()
+    failures = record_failures(page)
+    details = record_requests(page, "GET", DETAIL_URL)
+    open_job(page, server, job)
+
+    gallery = page.locator("#gallery")
+    for image in job["images"]:
+        card = page.locator(f'.card[data-name="{image["name"]}"]')
+        expect(card).to_have_attribute("data-masks", "false")
+        expect(card.locator(".count")).to_have_text("Annotated image only")
+        expect(card.locator(".area")).to_have_text(
+            "This model server gives no mask and no slick count."
+        )
+        expect(card.locator(".confidence")).to_be_hidden()
+    for wrong in ("Oil slicks", "No oil found", "null", "NaN", "0 px"):
+        expect(gallery).not_to_contain_text(wrong)
+    page.wait_for_function(IMAGES_LOADED, arg="#gallery .thumb img")  # the pictures themselves
+    summary = page.locator("#summary")
+    expect(summary.locator("[data-key=processed]")).to_have_text("2")
+    expect(summary.locator("[data-key=noMask]")).to_have_text("2")
+    expect(summary.locator("[data-key=withSlicks]")).to_have_text("not known")
+    expect(summary.locator("[data-key=area]")).to_have_text("not known")  # not "0 km²"
+    expect(page.locator("#mask-note")).to_have_text(
+        re.compile(r"^2 images without a mask: the model server gave annotated images only")
+    )
+    expect(page.locator("#area-note")).to_be_hidden()  # the pixel size is not what is missing
+
+    page.locator('.card[data-index="0"] .thumb').click()
+    viewer = page.locator("#viewer")
+    expect(viewer).to_be_visible()
+    expect(page.locator("#viewer-overlay")).to_have_attribute(
+        "src", job["images"][0]["links"]["overlay"]
+    )
+    page.wait_for_function(IMAGES_LOADED, arg="#viewer-overlay")
+    expect(page.locator("#viewer-second")).to_be_hidden()
+    for toggle in ("Original", "Mask"):
+        expect(viewer.get_by_role("button", name=toggle)).to_have_count(0)
+    for absent in ("#viewer-original", "#viewer-mask"):
+        expect(page.locator(absent)).not_to_have_attribute("src", re.compile("."))
+    expect(page.locator("#viewer-summary")).to_have_text(
+        "This model server gives an annotated image only: no mask, no slick count."
+    )
+    expect(viewer.locator("table")).to_have_count(0)
+    expect(page.locator("#viewer-detections")).to_have_text(
+        "No detection table: this model server gives an annotated image only, "
+        "with no mask and no slick records."
+    )
+    page.keyboard.press("ArrowRight")  # the next one is the same
+    expect(page.locator("#viewer-title")).to_have_text(job["images"][1]["name"])
+    expect(page.locator("#viewer-second")).to_be_hidden()
+
+    page.keyboard.press("Escape")
+
+    page.get_by_role("button", name="Русский").click()
+    card = page.locator('.card[data-index="0"]')
+    expect(card.locator(".count")).to_have_text("Только размеченное изображение")
+    expect(card.locator(".area")).to_have_text(
+        "Этот сервер модели не даёт ни маски, ни числа пятен."
+    )
+    expect(summary.locator("[data-key=withSlicks]")).to_have_text("неизвестно")
+    expect(page.locator("#mask-note")).to_contain_text("Снимков без маски: 2.")
+    expect(page.locator("#summary-no-mask dt")).to_have_text("Без маски")
+    card.locator(".thumb").click()
+    expect(page.locator("#viewer-detections")).to_contain_text("Таблицы найденного нет")
+    assert details == []  # there are no slick records to list
+    assert failures == []  # nothing the page asked for was missing (no /original, no /mask)
+
+
+def css_rgb(colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(v) for v in re.findall(r"\d+", colour)[:3])
+    return r, g, b
+
+
+MASK_LEGEND = """() => [...document.querySelectorAll("#mask-legend li")].map((item) =>
+  [item.textContent, getComputedStyle(item.querySelector(".swatch")).backgroundColor])"""
+# The mask's colours as drawn (each distinct one once), read back from a canvas.
+MASK_COLOURS = """() => {
+  const img = document.getElementById("viewer-mask");
+  const canvas = document.createElement("canvas");
+  [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+  const context = canvas.getContext("2d");
+  context.drawImage(img, 0, 0);
+  const { data } = context.getImageData(0, 0, canvas.width, canvas.height);
+  const seen = new Set();
+  for (let i = 0; i < data.length; i += 4) seen.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+  return [...seen];
+}"""
+
+
+def test_the_mask_view_shows_the_mask_preview_in_the_legends_colours(
+    shared_server: Server, scenes_job: dict[str, Any], new_page: Callable[..., Page]
+) -> None:
+    image = max(scenes_job["images"], key=lambda i: i["slicks"])
+    following = scenes_job["images"][(image["index"] + 1) % len(scenes_job["images"])]
+    page = new_page()
+    failures = record_failures(page)
+    open_job(page, shared_server, scenes_job)
+    page.locator(f'.card[data-index="{image["index"]}"] .thumb').click()
+    original, mask = page.locator("#viewer-original"), page.locator("#viewer-mask")
+    views = page.locator("#viewer-views")
+    expect(original).to_be_visible()
+    expect(mask).to_be_hidden()
+    expect(page.locator("#mask-legend")).to_be_hidden()
+
+    views.get_by_role("button", name="Mask").click()
+    expect(views.get_by_role("button", name="Mask")).to_have_attribute("aria-pressed", "true")
+    expect(views.get_by_role("button", name="Original")).to_have_attribute("aria-pressed", "false")
+    expect(mask).to_be_visible()
+    expect(original).to_be_hidden()
+    expect(mask).to_have_attribute("src", image["links"]["mask-preview"])
+    page.wait_for_function(IMAGES_LOADED, arg="#viewer-mask")
+    legend = page.evaluate(MASK_LEGEND)
+    assert [name for name, _ in legend] == ["sea", "oil", "look-alike", "ship", "land", "no data"]
+    assert [css_rgb(c) for _, c in legend] == list(CLASS_RGB.values())
+    drawn = {tuple(int(v) for v in c.split(",")) for c in page.evaluate(MASK_COLOURS)}
+    assert drawn <= set(CLASS_RGB.values()), drawn  # every pixel is one legend colour
+    assert {(0, 0, 0), (0, 255, 255)} <= drawn  # sea, and the slicks found on it
+
+    page.keyboard.press("ArrowRight")  # the view stays as chosen, image after image
+    expect(mask).to_have_attribute("src", following["links"]["mask-preview"])
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Русский").click()
+    page.locator(f'.card[data-index="{following["index"]}"] .thumb').click()
+    expect(views.get_by_role("button", name="Маска")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#mask-legend")).to_contain_text("море")
+    views.get_by_role("button", name="Исходный снимок").click()
+    expect(original).to_have_attribute("src", following["links"]["original"])
+    expect(mask).to_be_hidden()
+    assert failures == []
+
+
+def dark_rectangles(seed: int) -> bytes:
+    """Bright speckled sea with two dark rectangles: two slicks for a dark-is-oil model."""
+    rng = np.random.default_rng(seed)
+    img = np.clip(rng.normal(180, 20, (240, 320)), 110, 255).astype(np.uint8)
+    img[80:140, 100:220] = 30
+    img[180:200, 20:60] = 30
+    return encode(img)
+
+
+def test_a_model_of_labels_only_shows_a_dash_for_each_confidence(
+    start_server: Callable[..., Server], new_page: Callable[..., Page], tmp_path: Path
+) -> None:
+    model = dark_is_oil_labels(tmp_path / "labels.onnx")  # no probabilities: no confidence
+    server = start_server("--backend", "onnx", "--model", str(model))
+    job = finished_job(server, make_zip({"dark.png": dark_rectangles(1)}), "labels.zip")
+    (image,) = job["images"]
+    assert image["slicks"] == 2 and image["confidences"] == []
+    page = new_page()
+    open_job(page, server, job)
+    confidence = page.locator(".card .confidence")
+    dash = confidence.locator(".no-confidence")
+    expect(confidence).to_have_text("Confidence: —")
+    expect(dash).to_have_attribute("title", "The model gives no confidence (class labels only)")
+    expect(page.get_by_role("img", name="The model gives no confidence")).to_be_visible()
+
+    page.locator(".card .thumb").click()
+    cells = page.locator("#viewer tbody tr td:nth-child(3)")
+    expect(cells).to_have_text(["—", "—"])
+    expect(cells.locator(".no-confidence").first).to_have_attribute(
+        "title", "The model gives no confidence (class labels only)"
+    )
+    for wrong in ("NaN", "%"):
+        expect(page.locator("#viewer tbody")).not_to_contain_text(wrong)
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Русский").click()
+    expect(confidence).to_have_text("Уверенность: —")
+    expect(dash).to_have_attribute("title", "Модель не даёт уверенности (только метки классов)")
+    page.locator(".card .thumb").click()
+    expect(cells).to_have_text(["—", "—"])

@@ -5,11 +5,15 @@
 //   GET    /api/v1/jobs/{id}                    the job resource, polled
 //   DELETE /api/v1/jobs/{id}                    cancel / delete
 //   GET    /api/v1/jobs/{id}/images/{i}         one image's detections (the enlarged view only)
-//   GET    /api/v1/jobs/{id}/images/{i}/{kind}  thumbnail, overlay, original
+//   GET    /api/v1/jobs/{id}/images/{i}/{kind}  thumbnail, overlay, original, mask-preview
 //   GET    /healthz                             the upload limit, how long results are kept,
 //                                               how many images are processed at once
 // A job has its own address, /jobs/{id}, so it can be reloaded or shared. The jobs
 // uploaded from this browser are remembered (localStorage) while they are kept.
+//
+// An image a model server gave as an annotated picture only has `masks: false`: its
+// counts are null (nothing was counted, which is not "nothing found") and its links
+// hold the overlay alone. A slick's confidence is null when the model gives labels only.
 
 import {
   formatArea,
@@ -24,6 +28,7 @@ import {
   language,
   setLanguage,
   t,
+  tCount,
   translatePage,
 } from "./i18n.js";
 
@@ -71,6 +76,7 @@ const state = {
   uploadProgress: null, // {name, loaded, total, sent}
   uploadMessage: null, // {key, params (or a function making them), detail, retry, kind}
   viewerIndex: null,
+  viewerView: "original", // beside the annotated image: "original" or "mask"
   dragging: false,
   recent: [], // [{id, name, created, expires_at}], newest first
 };
@@ -588,39 +594,61 @@ function renderJobMessage() {
 }
 
 const hasKm2 = (image) => typeof image.oil_area_km2 === "number";
+/** False for an image the model server gave as an annotated picture only: no mask, no counts. */
+const hasMask = (image) => image.masks !== false;
 
 /**
  * The job's total oil area in km², or null when an image with oil has no pixel size:
  * pixels of images of different sizes and resolutions do not add up to anything.
+ * `measured` are the done images with a mask (the others have no area to add).
  */
-function totalKm2(done) {
-  const withOil = done.filter((image) => image.oil_pixels > 0);
+function totalKm2(measured) {
+  const withOil = measured.filter((image) => image.oil_pixels > 0);
   if (!withOil.every(hasKm2)) return null;
   return withOil.reduce((sum, image) => sum + image.oil_area_km2, 0);
 }
 
-function summarize(job) {
+/** The done images, those measured (with a mask) and those given as a picture only. */
+function doneImages(job) {
   const done = job.images.filter((image) => image.status === "done");
-  const km2 = totalKm2(done);
+  return { done, measured: done.filter(hasMask), unmeasured: done.filter((i) => !hasMask(i)) };
+}
+
+function summarize(job) {
+  const { done, measured, unmeasured } = doneImages(job);
+  const km2 = totalKm2(measured);
   let area = "–";
-  if (done.length) area = km2 === null ? t("summary.areaUnknown") : formatArea(km2, 0);
+  let withSlicks = "–";
+  if (measured.length) {
+    area = km2 === null ? t("summary.areaUnknown") : formatArea(km2, 0);
+    withSlicks = formatNumber(measured.filter((image) => image.slicks > 0).length);
+  } else if (unmeasured.length) {
+    area = t("summary.areaUnknown"); // nothing was measured: no 0 km², no 0 images with oil
+    withSlicks = t("summary.countUnknown");
+  }
   return {
     images: formatNumber(job.progress.total),
     processed: formatNumber(done.length),
-    withSlicks: formatNumber(done.filter((image) => image.slicks > 0).length),
+    withSlicks,
     area,
     failed: formatNumber(job.progress.failed),
     skipped: formatNumber(job.skipped.length),
+    noMask: formatNumber(unmeasured.length),
   };
 }
 
 function renderSummary(job) {
   const values = summarize(job);
   for (const dd of $("summary").querySelectorAll("dd")) dd.textContent = values[dd.dataset.key];
+  const { measured, unmeasured } = doneImages(job);
   const note = $("area-note");
-  const unknown = totalKm2(job.images.filter((image) => image.status === "done")) === null;
+  const unknown = totalKm2(measured) === null;
   note.hidden = !unknown;
   note.textContent = unknown ? t("summary.areaWhy") : "";
+  $("summary-no-mask").hidden = unmeasured.length === 0;
+  const maskNote = $("mask-note");
+  maskNote.hidden = unmeasured.length === 0;
+  maskNote.textContent = unmeasured.length ? tCount("summary.noMaskWhy", unmeasured.length) : "";
   const skipped = $("skipped");
   skipped.hidden = job.skipped.length === 0 || Boolean(state.ended);
   skipped.textContent = `${t("summary.skipped")}: ${job.skipped.join(", ")}`;
@@ -681,12 +709,16 @@ function updateCard(card, image, processing) {
   if (done && img.getAttribute("src") !== image.links.thumbnail) img.src = image.links.thumbnail;
   thumb.querySelector(".thumb-mark").textContent = t(`image.${shown}`);
   const [count, area, confidence] = card.querySelectorAll(".card-line");
-  count.dataset.slicks = done ? image.slicks : "";
-  if (done) count.replaceChildren(...countParts(image));
-  else count.textContent = t(`image.${shown}`);
-  area.textContent = done ? t("image.area", { area: areaOf(image) }) : "";
-  area.title = done && !hasKm2(image) && image.oil_pixels > 0 ? t("area.noScale") : "";
-  confidence.replaceChildren(...(done ? confidenceParts(image) : []));
+  const measured = done && hasMask(image);
+  card.dataset.masks = String(!done || hasMask(image));
+  count.dataset.slicks = measured ? image.slicks : "";
+  if (measured) count.replaceChildren(...countParts(image));
+  else count.textContent = t(done ? "image.noMask" : `image.${shown}`);
+  area.textContent = "";
+  if (measured) area.textContent = t("image.area", { area: areaOf(image) });
+  else if (done) area.textContent = t("image.noMaskWhy"); // not "0 slicks": none were counted
+  area.title = measured && !hasKm2(image) && image.oil_pixels > 0 ? t("area.noScale") : "";
+  confidence.replaceChildren(...(measured ? confidenceParts(image) : []));
   card.querySelector(".card-line.count").classList.toggle("error", image.status === "failed");
   if (image.status === "failed") {
     // A known code is worded in the page's language; the server's text is the tooltip.
@@ -706,6 +738,13 @@ function countParts(image) {
   return parts;
 }
 
+/** "—" for a slick whose model gives no confidence, saying so on hover and to a screen reader. */
+function noConfidence() {
+  const why = t("confidence.noneWhy");
+  const attrs = { class: "no-confidence", role: "img", "aria-label": why, title: why };
+  return el("span", attrs, t("confidence.none"));
+}
+
 function areaOf(image) {
   return formatArea(image.oil_area_km2, image.oil_pixels);
 }
@@ -713,13 +752,23 @@ function areaOf(image) {
 /**
  * The confidence of each oil slick, from the job resource (highest first): the first
  * few, then "+N" for the rest, which says "and N more" to a screen reader and on hover.
+ * Slicks of a model that gives labels only have none: the server lists no confidence
+ * for them, and the card says "—" (a null in the list is "—" as well).
  */
 function confidenceParts(image) {
   const confidences = image.confidences;
   if (!Array.isArray(confidences)) return [];
-  if (confidences.length === 0) return [t("image.noOil")];
-  const list = confidences.slice(0, CARD_CONFIDENCES).map(formatConfidence).join(", ");
-  const parts = [t("image.confidence", { list })];
+  const [before, after] = t("image.confidence", { list: "\u0000" }).split("\u0000");
+  if (confidences.length === 0) {
+    if (!(image.slicks > 0)) return [t("image.noOil")];
+    return [before, noConfidence(), after].filter(Boolean); // slicks, none with a confidence
+  }
+  const parts = [before];
+  confidences.slice(0, CARD_CONFIDENCES).forEach((c, i) => {
+    if (i > 0) parts.push(", ");
+    parts.push(typeof c === "number" ? formatConfidence(c) : noConfidence());
+  });
+  if (after) parts.push(after);
   const more = confidences.length - CARD_CONFIDENCES;
   if (more > 0) {
     const label = t("image.moreLabel", { n: formatNumber(more) });
@@ -875,8 +924,14 @@ function doneIndices() {
   return (state.job?.images ?? []).filter((i) => i.status === "done").map((i) => i.index);
 }
 
+/** An image's detections are asked for only when it has any to list (it has a mask). */
+function loadDetailOf(index) {
+  const image = state.job?.images[index];
+  if (image && hasMask(image)) loadDetail(index);
+}
+
 function openViewer(index) {
-  loadDetail(index);
+  loadDetailOf(index);
   state.viewerIndex = index;
   renderViewer();
   const dialog = $("viewer");
@@ -889,30 +944,49 @@ function stepViewer(step) {
   const at = indices.indexOf(state.viewerIndex);
   if (at < 0 || indices.length < 2) return;
   state.viewerIndex = indices[(at + step + indices.length) % indices.length];
-  loadDetail(state.viewerIndex);
+  loadDetailOf(state.viewerIndex);
   renderViewer();
 }
 
 function renderViewer() {
   const image = state.job?.images[state.viewerIndex];
   if (!image || image.status !== "done") return;
+  const measured = hasMask(image);
   $("viewer-title").textContent = image.name;
-  $("viewer-summary").textContent = [
-    t("image.slicks", { n: formatNumber(image.slicks) }),
-    t("image.lookalikes", { n: formatNumber(image.lookalikes) }),
-    t("viewer.ships", { n: formatNumber(image.ships) }),
-    t("image.area", { area: areaOf(image) }),
-  ].join(" · ");
+  $("viewer-summary").textContent = measured
+    ? [
+        t("image.slicks", { n: formatNumber(image.slicks) }),
+        t("image.lookalikes", { n: formatNumber(image.lookalikes) }),
+        t("viewer.ships", { n: formatNumber(image.ships) }),
+        t("image.area", { area: areaOf(image) }),
+      ].join(" · ")
+    : t("viewer.noMask");
   const ratio = `${image.width || 16} / ${image.height || 9}`;
-  for (const [id, link, caption] of [
+  // Beside the annotated image, the original or the mask; neither exists without a mask.
+  const view = measured ? state.viewerView : null;
+  const shown = [
     ["viewer-overlay", image.links.overlay, "viewer.overlay"],
-    ["viewer-original", image.links.original, "viewer.original"],
-  ]) {
+    ["viewer-original", view === "original" ? image.links.original : null, "viewer.original"],
+    ["viewer-mask", view === "mask" ? image.links["mask-preview"] : null, "viewer.mask"],
+  ];
+  for (const [id, link, caption] of shown) {
     const img = $(id);
+    img.hidden = !link;
     img.parentElement.style.aspectRatio = ratio;
-    if (img.getAttribute("src") !== link) img.src = link;
+    if (!link) img.removeAttribute("src"); // never a request for a file that is not there
+    else if (img.getAttribute("src") !== link) img.src = link;
     img.alt = `${image.name}: ${t(caption)}`;
   }
+  const second = $("viewer-second");
+  second.hidden = !measured;
+  second.dataset.view = view ?? "";
+  for (const button of second.querySelectorAll(".view-button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === view));
+  }
+  $("mask-legend").hidden = view !== "mask";
+  $("viewer").classList.toggle("single", !measured);
+  // The overlay legend names our colours; a model server's picture has its own.
+  $("viewer-legend").hidden = !measured;
   const many = doneIndices().length > 1;
   $("viewer-prev").hidden = !many;
   $("viewer-next").hidden = !many;
@@ -922,9 +996,11 @@ function renderViewer() {
 function renderDetections() {
   const box = $("viewer-detections");
   const index = state.viewerIndex;
+  const image = state.job?.images[index];
   const detail = state.details.get(index);
   box.replaceChildren();
-  if (detail === undefined) box.append(el("p", { text: t("viewer.loading") }));
+  if (image && !hasMask(image)) box.append(el("p", { text: t("viewer.noTable") }));
+  else if (detail === undefined) box.append(el("p", { text: t("viewer.loading") }));
   else if (detail === "error") box.append(el("p", { text: t("viewer.loadFailed") }));
   else if (detail.slicks.length === 0) box.append(el("p", { text: t("viewer.none") }));
   else box.append(detectionTable(detail.slicks));
@@ -941,14 +1017,14 @@ function detectionTable(slicks) {
     });
   const head = el("tr", {}, ...columns.map(header));
   const rows = [...slicks]
-    .sort((a, b) => a.cls - b.cls || b.confidence - a.confidence)
+    .sort((a, b) => a.cls - b.cls || (b.confidence ?? -1) - (a.confidence ?? -1))
     .map((slick) =>
       el(
         "tr",
         { class: `cls-${slick.cls}` },
         el("td", { text: String(slick.id) }),
         el("td", {}, clsLabel(slick.cls)),
-        el("td", { class: "num", text: confidenceOf(slick) }),
+        el("td", { class: "num" }, confidenceOf(slick)),
         el("td", { class: "num", text: formatArea(slick.area_km2 ?? null, slick.area_px) }),
         el("td", { class: "num", text: lengthOf(slick) }),
       ),
@@ -956,8 +1032,12 @@ function detectionTable(slicks) {
   return el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows));
 }
 
-/** Oil's confidence; for a look-alike, the oil score that made it one (2 % is not "sure"). */
+/**
+ * Oil's confidence; for a look-alike, the oil score that made it one (2 % is not "sure").
+ * "—" when the model gives none (labels only).
+ */
 function confidenceOf(slick) {
+  if (typeof slick.confidence !== "number") return noConfidence();
   const percent = formatConfidence(slick.confidence);
   return slick.cls === 2 ? t("viewer.lookalikeScore", { percent }) : percent;
 }
@@ -977,6 +1057,12 @@ function setUpViewer() {
   $("viewer-close").addEventListener("click", () => dialog.close());
   $("viewer-prev").addEventListener("click", () => stepViewer(-1));
   $("viewer-next").addEventListener("click", () => stepViewer(1));
+  for (const button of document.querySelectorAll("#viewer-views .view-button")) {
+    button.addEventListener("click", () => {
+      state.viewerView = button.dataset.view; // kept while stepping through the images
+      renderViewer();
+    });
+  }
   dialog.addEventListener("click", (event) => {
     if (event.target === dialog) dialog.close(); // a click on the backdrop
   });

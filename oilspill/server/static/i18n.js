@@ -87,6 +87,14 @@ const TEXTS = {
     "summary.failed": "Failed",
     "summary.skipped": "Skipped (not images)",
     "summary.areaUnknown": "not known",
+    "summary.countUnknown": "not known",
+    "summary.noMask": "Without a mask",
+    "summary.noMaskWhy.one":
+      "{n} image without a mask: the model server gave an annotated image only, with no " +
+      "slick count. It is left out of the counts and the area.",
+    "summary.noMaskWhy.other":
+      "{n} images without a mask: the model server gave annotated images only, with no " +
+      "slick count. They are left out of the counts and the area.",
     "summary.areaWhy":
       "No total in km²: pixel size unknown (run with --pixel-size-m or use georeferenced " +
       "images). Each image's area is on its card.",
@@ -107,6 +115,10 @@ const TEXTS = {
     "image.area": "Oil area: {area}",
     "image.confidence": "Confidence: {list}",
     "image.noOil": "No oil found",
+    "image.noMask": "Annotated image only",
+    "image.noMaskWhy": "This model server gives no mask and no slick count.",
+    "confidence.none": "—",
+    "confidence.noneWhy": "The model gives no confidence (class labels only)",
     "image.more": "+{n}",
     "image.moreLabel": "and {n} more",
     "image.why": "Why: {error}",
@@ -122,6 +134,9 @@ const TEXTS = {
     "imageError.internal_error": "an internal error (the server's log has details)",
     "viewer.overlay": "Found (annotated)",
     "viewer.original": "Original",
+    "viewer.mask": "Mask",
+    "viewer.noMask": "This model server gives an annotated image only: no mask, no slick count.",
+    "viewer.views": "Shown beside the annotated image",
     "viewer.close": "Close",
     "viewer.prev": "Previous image",
     "viewer.next": "Next image",
@@ -132,14 +147,21 @@ const TEXTS = {
     "viewer.none": "Nothing was found on this image.",
     "viewer.loading": "Loading details…",
     "viewer.loadFailed": "Could not load the details of this image.",
+    "viewer.noTable":
+      "No detection table: this model server gives an annotated image only, with no mask " +
+      "and no slick records.",
     "viewer.col.id": "#",
     "viewer.col.cls": "Class",
     "viewer.col.confidence": "Confidence",
     "viewer.lookalikeScore": "look-alike (oil score {percent})",
     "viewer.col.area": "Area",
     "viewer.col.length": "Length",
+    "cls.0": "sea",
     "cls.1": "oil",
     "cls.2": "look-alike",
+    "cls.3": "ship",
+    "cls.4": "land",
+    "cls.255": "no data",
     "unit.km2": "km²",
     "unit.px": "px",
     "unit.km": "km",
@@ -229,6 +251,11 @@ const TEXTS = {
     "summary.failed": "С ошибкой",
     "summary.skipped": "Пропущено (не изображения)",
     "summary.areaUnknown": "неизвестна",
+    "summary.countUnknown": "неизвестно",
+    "summary.noMask": "Без маски",
+    "summary.noMaskWhy":
+      "Снимков без маски: {n}. Сервер модели дал только размеченные изображения, без " +
+      "подсчёта пятен; в подсчёты и площадь они не входят.",
     "summary.areaWhy":
       "Общая площадь в км² не посчитана: размер пикселя неизвестен (запустите с " +
       "--pixel-size-m или используйте снимки с геопривязкой). Площадь каждого снимка — " +
@@ -251,6 +278,10 @@ const TEXTS = {
     "image.area": "Площадь нефти: {area}",
     "image.confidence": "Уверенность: {list}",
     "image.noOil": "Нефть не найдена",
+    "image.noMask": "Только размеченное изображение",
+    "image.noMaskWhy": "Этот сервер модели не даёт ни маски, ни числа пятен.",
+    "confidence.none": "—",
+    "confidence.noneWhy": "Модель не даёт уверенности (только метки классов)",
     "image.more": "+{n}",
     "image.moreLabel": "и ещё {n}",
     "image.why": "Причина: {error}",
@@ -266,6 +297,10 @@ const TEXTS = {
     "imageError.internal_error": "внутренняя ошибка (подробности в журнале сервера)",
     "viewer.overlay": "Найденное (разметка)",
     "viewer.original": "Исходный снимок",
+    "viewer.mask": "Маска",
+    "viewer.noMask":
+      "Этот сервер модели даёт только размеченное изображение: без маски и без подсчёта пятен.",
+    "viewer.views": "Что показать рядом с разметкой",
     "viewer.close": "Закрыть",
     "viewer.prev": "Предыдущий снимок",
     "viewer.next": "Следующий снимок",
@@ -277,14 +312,21 @@ const TEXTS = {
     "viewer.none": "На этом снимке ничего не найдено.",
     "viewer.loading": "Загрузка подробностей…",
     "viewer.loadFailed": "Не удалось загрузить подробности этого снимка.",
+    "viewer.noTable":
+      "Таблицы найденного нет: этот сервер модели даёт только размеченное изображение, без " +
+      "маски и без записей о пятнах.",
     "viewer.col.id": "№",
     "viewer.col.cls": "Класс",
     "viewer.col.confidence": "Уверенность",
     "viewer.lookalikeScore": "ложное пятно (оценка нефти {percent})",
     "viewer.col.area": "Площадь",
     "viewer.col.length": "Длина",
+    "cls.0": "море",
     "cls.1": "нефть",
     "cls.2": "ложное пятно",
+    "cls.3": "судно",
+    "cls.4": "суша",
+    "cls.255": "нет данных",
     "unit.km2": "км²",
     "unit.px": "пикс.",
     "unit.km": "км",
@@ -335,6 +377,18 @@ export function language() {
 export function t(key, params = {}) {
   const text = TEXTS[current][key] ?? TEXTS.en[key] ?? key;
   return String(text).replace(/\{(\w+)\}/g, (_, name) => String(params[name] ?? `{${name}}`));
+}
+
+/**
+ * The text for `key` that fits the count `n` (`key.one`, `key.other`, as Intl.PluralRules
+ * names the forms), else `key` itself (a "label: number" text); `{n}` is the count.
+ */
+export function tCount(key, n, params = {}) {
+  const form = `${key}.${new Intl.PluralRules(current).select(n)}`;
+  const all = { ...params, n: formatNumber(n) };
+  if (TEXTS[current][form] !== undefined) return t(form, all);
+  if (TEXTS[current][key] !== undefined) return t(key, all);
+  return t(TEXTS.en[form] !== undefined ? form : `${key}.other`, all);
 }
 
 /** Fill every element marked data-i18n (text) or data-i18n-aria (aria-label). */
