@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
 import logging
-import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from oilspill.backends import transport, wire
+from oilspill.backends import retry, transport, wire
 from oilspill.backends.base import Segmentation
 from oilspill.backends.cpu import CpuPool
 from oilspill.config import Settings
@@ -49,22 +46,11 @@ log = logging.getLogger(__name__)
 
 ACCEPT = "application/json, image/*;q=0.9"
 DOWN_AFTER = 3  # consecutive failures that take an endpoint out
-BACKOFF_S = 0.2  # first retry after 0.2-0.4 s, then doubling
-BACKOFF_MAX_S = 10.0
 PROBE_S = 1.0  # an endpoint taken out is probed this often
 NO_MASK = (
     "the model server answered with an annotated image only: no mask and no slick records "
     "(serve the model with `oilspill ml-serve`, which answers JSON, to get them)"
 )
-
-
-class _Retry(Exception):
-    """A failure worth another try, on this or another endpoint."""
-
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.after = after
 
 
 @dataclass
@@ -142,14 +128,11 @@ class HttpSegmenter:
             endpoint = self._pick()
             try:
                 answer = await self._try(endpoint, body, headers, params)
-            except _Retry as exc:
+            except retry.Retry as exc:
                 last = exc.message
                 if attempt == self.retries:
                     break
-                delay = min(BACKOFF_S * 2**attempt, BACKOFF_MAX_S)
-                delay += random.uniform(0, delay)
-                if exc.after is not None:
-                    delay = max(delay, min(exc.after, self.timeout))
+                delay = retry.delay(attempt, exc.after, self.timeout)
                 log.info("%s; retry %d of %d in %.2fs", last, attempt + 1, self.retries, delay)
                 await asyncio.sleep(delay)
                 continue
@@ -175,18 +158,18 @@ class HttpSegmenter:
                 )
             except transport.Timeout as exc:
                 self._failed(endpoint)
-                raise _Retry(f"the model server at {endpoint.url} timed out") from exc
+                raise retry.Retry(f"the model server at {endpoint.url} timed out") from exc
             except transport.Unreachable as exc:
                 self._failed(endpoint)
-                raise _Retry(f"the model server at {endpoint.url} failed: {exc}") from exc
+                raise retry.Retry(f"the model server at {endpoint.url} failed: {exc}") from exc
             finally:
                 endpoint.in_flight -= 1
         status = answer.status
         if status == 429 or status >= 500:
             self._failed(endpoint)
-            raise _Retry(
+            raise retry.Retry(
                 f"the model server at {endpoint.url} answered {status}: {answer.text}",
-                _retry_after(answer.headers.get("retry-after")),
+                retry.retry_after(answer.headers.get("retry-after")),
             )
         endpoint.failures = 0
         if status != 200:
@@ -279,15 +262,3 @@ def _annotated_only(answer: transport.Answer, url: str) -> Segmentation:
         )
     info = {"backend": "http", "model_server": url, "masks": False, "warnings": [NO_MASK]}
     return Segmentation(None, None, info=info, overlay_file=(fmt, body))
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds a Retry-After header asks to wait (a number or an HTTP date), else None."""
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None

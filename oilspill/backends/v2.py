@@ -27,10 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email.utils
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +37,7 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
-from oilspill.backends import tensors
+from oilspill.backends import retry, tensors
 from oilspill.backends.base import Segmentation, from_labels
 from oilspill.backends.cpu import CpuPool
 from oilspill.backends.tensors import ModelInput, Window
@@ -52,8 +50,6 @@ log = logging.getLogger(__name__)
 
 BINARY_EXTENSION = "binary_tensor_data"  # its name in the server metadata's extensions
 HEADER_LENGTH = "Inference-Header-Content-Length"
-BACKOFF_S = 0.2  # first retry after 0.2-0.4 s, then doubling
-BACKOFF_MAX_S = 10.0
 DATATYPES = {  # the protocol's tensor datatypes as numpy's (BYTES is no image tensor)
     "BOOL": "bool",
     "UINT8": "uint8",
@@ -117,15 +113,6 @@ class ModelMeta:
     def free(self) -> tuple[bool, bool]:
         """Whether the input's width and height are free (N×C×H×W: `ModelInput` checks)."""
         return self.shape[-1] <= 0, self.shape[-2] <= 0
-
-
-class _Retry(Exception):
-    """A failure worth another try: no answer, a 5xx or a 429."""
-
-    def __init__(self, message: str, after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.after = after
 
 
 class V2Segmenter:
@@ -349,14 +336,11 @@ class V2Segmenter:
         for attempt in range(self.retries + 1):
             try:
                 return await self._attempt(method, path, body, headers, final)
-            except _Retry as exc:
+            except retry.Retry as exc:
                 last = exc.message
                 if attempt == self.retries:
                     break
-                delay = min(BACKOFF_S * 2**attempt, BACKOFF_MAX_S)
-                delay += random.uniform(0, delay)
-                if exc.after is not None:
-                    delay = max(delay, min(exc.after, self.timeout))
+                delay = retry.delay(attempt, exc.after, self.timeout)
                 log.info("%s; retry %d of %d in %.2fs", last, attempt + 1, self.retries, delay)
                 await asyncio.sleep(delay)
         raise BackendError(f"{last} (after {self.retries + 1} tries)")
@@ -369,23 +353,23 @@ class V2Segmenter:
         headers: dict[str, str] | None,
         final: tuple[int, ...],
     ) -> httpx.Response:
-        """One request: its answer, or _Retry for no answer, a 5xx or a 429."""
+        """One request: its answer, or retry.Retry for no answer, a 5xx or a 429."""
         async with self._slots:
             try:
                 answer = await self._client.request(method, path, content=body, headers=headers)
             except httpx.TimeoutException as exc:
-                raise _Retry(
+                raise retry.Retry(
                     f"the model server at {self.url} did not answer in {self.timeout:g} s"
                 ) from exc
             except httpx.TransportError as exc:
-                raise _Retry(f"the model server at {self.url} failed: {exc!r}") from exc
+                raise retry.Retry(f"the model server at {self.url} failed: {exc!r}") from exc
             except httpx.HTTPError as exc:
                 raise BackendError(f"the model server at {self.url} failed: {exc!r}") from exc
         status = answer.status_code
         if (status == 429 or status >= 500) and status not in final:
-            raise _Retry(
+            raise retry.Retry(
                 f"the model server at {self.url} answered {status}: {_error_text(answer)}",
-                _retry_after(answer),
+                retry.retry_after(answer.headers.get("retry-after")),
             )
         return answer
 
@@ -494,16 +478,3 @@ def _error_text(answer: httpx.Response) -> str:
         if isinstance(body, dict) and (body.get("error") or body.get("detail")):
             return str(body.get("error") or body.get("detail"))[:300]
     return answer.text[:300].strip() or "(empty body)"
-
-
-def _retry_after(answer: httpx.Response) -> float | None:
-    """Seconds a Retry-After header asks to wait (a number or an HTTP date), else None."""
-    value = answer.headers.get("retry-after")
-    if not value:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time())
-    return None

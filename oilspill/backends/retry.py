@@ -1,0 +1,48 @@
+"""Retries of requests to model servers, shared by the http and v2 backends.
+
+A connection error, a timeout, a 5xx or a 429 is worth another try (`Retry`);
+the wait doubles from `BACKOFF_S` with full jitter, and a Retry-After header
+(seconds or an HTTP date) is honoured up to the request timeout. Nothing else
+is retried: a 4xx is the image's own error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import random
+import time
+
+BACKOFF_S = 0.2  # first retry after 0.2-0.4 s, then doubling
+BACKOFF_MAX_S = 10.0
+
+
+class Retry(Exception):
+    """A failure worth another try, on this or another endpoint."""
+
+    def __init__(self, message: str, after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.after = after  # seconds a Retry-After asked for, if any
+
+
+def delay(attempt: int, after: float | None, timeout: float) -> float:
+    """Seconds to wait before retry `attempt` + 1 (0-based): backoff with jitter, at least
+    what Retry-After asked for (but never more than `timeout`)."""
+    wait = min(BACKOFF_S * 2.0**attempt, BACKOFF_MAX_S)
+    wait += random.uniform(0, wait)
+    if after is not None:
+        wait = max(wait, min(after, timeout))
+    return wait
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After header asks to wait (a number or an HTTP date), else None."""
+    if not value:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    return None
