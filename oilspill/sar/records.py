@@ -7,7 +7,7 @@ and ships turn into JSON with `to_dict`.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,9 @@ class Slick:
     geometry: dict[str, Any] | None = None  # GeoJSON Polygon/MultiPolygon in lon/lat
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The record as JSON-ready data, shallow: values are shared, not copied (a deep
+        `asdict` of a slick's outline cost more than writing it)."""
+        return {name: getattr(self, name) for name in _SLICK_FIELDS}
 
 
 @dataclass
@@ -66,7 +68,11 @@ class Ship:
     area_px: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _SHIP_FIELDS}
+
+
+_SLICK_FIELDS = tuple(f.name for f in fields(Slick))
+_SHIP_FIELDS = tuple(f.name for f in fields(Ship))
 
 
 @dataclass

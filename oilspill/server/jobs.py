@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -64,12 +64,17 @@ class Item:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The item as JSON-ready data, shallow (its `confidences` list is shared): a deep
+        `asdict` per item made a page of 1000 images cost ~20 ms to render."""
+        return {name: getattr(self, name) for name in _ITEM_FIELDS}
 
     @property
     def mask_preview_name(self) -> str:
         """The mask as a colour picture in the result zip: `masks/<stem>.preview.png`."""
         return mask_preview_name(self.mask_name)
+
+
+_ITEM_FIELDS = tuple(f.name for f in fields(Item))
 
 
 def mask_preview_name(mask_name: str) -> str:
@@ -114,7 +119,8 @@ class Job:
 
     # On-disk form -------------------------------------------------------------
     def to_meta(self) -> dict[str, Any]:
-        meta = asdict(self)
+        meta = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "items"}
+        meta["items"] = [item.to_dict() for item in self.items]
         meta["version"] = META_VERSION
         return meta
 
