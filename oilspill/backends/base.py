@@ -46,6 +46,9 @@ class Segmentation:
     # service sent them encoded (written as they came).
     mask_png: bytes | None = None
     quicklook_jpeg: bytes | None = None
+    # The page's thumbnail and the mask's colour preview, when a remote service sent them.
+    thumbnail_jpeg: bytes | None = None
+    mask_preview_png: bytes | None = None
 
     @property
     def oil_pixels(self) -> int | None:

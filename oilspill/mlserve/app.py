@@ -37,6 +37,7 @@ from oilspill.config import Settings
 from oilspill.errors import BadRequest, ConfigError, ImageError, OilspillError, error_body
 from oilspill.io import images
 from oilspill.io.images import Raster
+from oilspill.server import results
 from oilspill.server.upload import receive_file
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,9 @@ def _answer(
     }
     if seg.quicklook is not None:
         seg.quicklook = images.fit_within(seg.quicklook, 1600)
-    body = wire.to_json(seg, (fmt, encoded), raster.shape, timings)
+    assert seg.mask is not None
+    thumb, preview = results.thumbnail(seg.overlay), results.mask_preview(seg.mask)
+    body = wire.to_json(seg, (fmt, encoded), raster.shape, timings, thumb, preview)
     return JSONResponse(body, media_type=wire.MEDIA_TYPE)
 
 

@@ -80,21 +80,21 @@ def write_outputs(
         encoded = sent if sent_fmt == fmt else images.encode(_for(fmt, _decode(sent)), fmt)
         overlay_path.write_bytes(encoded)
         return describe(raster, seg)
+    thumb = seg.thumbnail_jpeg
     if seg.overlay_file is not None:  # as a remote service sent it
         sent_fmt, sent = seg.overlay_file
-        small = _decode_reduced(sent, THUMB_PX)  # also proves that it decodes
+        if thumb is None:
+            thumb = thumbnail(_decode_reduced(sent, THUMB_PX))  # also proves that it decodes
         encoded = sent if sent_fmt == fmt else images.encode(_for(fmt, _decode(sent)), fmt)
     else:
         assert seg.overlay is not None
-        small = seg.overlay
+        thumb = thumb or thumbnail(seg.overlay)
         encoded = images.encode(_for(fmt, seg.overlay), fmt)
     overlay_path.write_bytes(encoded)
-    thumb = _for("jpeg", images.fit_within(small, THUMB_PX))
-    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(images.encode(thumb, "jpeg"))
-
-    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
-    preview_png = images.encode_png_indexed(_mask_preview(seg.mask), palette)
+    Path(f"{stem}{THUMB_SUFFIX}").write_bytes(thumb)
+    preview_png = seg.mask_preview_png or mask_preview(seg.mask)
     Path(f"{stem}{MASK_PREVIEW_SUFFIX}").write_bytes(preview_png)
+    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
     if mask_name.endswith(".tif"):  # georeferenced input: a Cloud-Optimized GeoTIFF
         write_cog_mask(Path(f"{stem}{mask_suffix(mask_name)}"), seg.mask, raster.georef, palette)
     elif seg.mask_png is not None:
@@ -152,6 +152,17 @@ def _decode_reduced(data: bytes, longest: int) -> np.ndarray:
     if pixels is None:
         raise BackendError("the model server's annotated image cannot be decoded")
     return pixels
+
+
+def thumbnail(overlay: np.ndarray) -> bytes:
+    """The page's thumbnail of an overlay: a JPEG at most THUMB_PX (blocking)."""
+    return images.encode(_for("jpeg", images.fit_within(overlay, THUMB_PX)), "jpeg")
+
+
+def mask_preview(mask: Mask) -> bytes:
+    """The class mask in colours: a palette PNG at most MASK_PREVIEW_PX (blocking)."""
+    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
+    return images.encode_png_indexed(_mask_preview(mask), palette)
 
 
 def _mask_preview(mask: Mask) -> np.ndarray:

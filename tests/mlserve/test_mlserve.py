@@ -58,6 +58,12 @@ def test_json_result_holds_the_detectors_mask_and_slicks(ml: TestClient) -> None
     assert oil and all(s["area_km2"] == pytest.approx(s["area_px"] * 1e-4) for s in oil)
     assert body["overlay"]["format"] == "png" and (body["width"], body["height"]) == (480, 360)
     assert base64.b64decode(body["quicklook_jpeg"])[:3] == b"\xff\xd8\xff"
+    assert base64.b64decode(body["thumbnail_jpeg"])[:3] == b"\xff\xd8\xff"
+    preview = base64.b64decode(body["mask_preview_png"])
+    assert cv2.imdecode(np.frombuffer(preview, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (
+        360,
+        480,
+    )  # the palette PNG decodes to the mask's size (it is under 1024 px)
     assert set(body["timings_ms"]) == {"decode", "segment", "encode"}
 
 
