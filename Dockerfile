@@ -24,5 +24,7 @@ ENV OILSPILL_HOST=0.0.0.0 \
 EXPOSE 8000
 VOLUME ["/data"]
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
+# Ready, not only alive: workers and scheduler running, /data writable, disk above
+# --min-free-mb, the model server reachable for a remote backend (503 lists what fails).
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
 CMD ["oilspill", "serve"]

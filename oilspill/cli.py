@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,21 +27,25 @@ if TYPE_CHECKING:
     from oilspill.server.jobs import Item
 
 log = logging.getLogger("oilspill")
-REPEATABLE = {"ml_url"}
+REPEATABLE = {"ml_url", "api_key", "webhook_allow"}
 ML_SERVE_PORT = 8002
 ML_SERVE_SETTINGS = [
     "host", "port", "workers", "backend", "model", "model_kind", "device", "model_size",
     "model_mean", "model_std", "model_channels", "model_classes", "model_conf", "model_iou",
-    "pixel_size_m", "max_upload_mb", "max_image_mpx", "log_level",
+    "pixel_size_m", "max_upload_mb", "max_image_mpx", "log_level", "log_format",
 ]  # fmt: skip  # flags given once per value; the values are joined with commas
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    """Text lines, or one JSON object per line (`--log-format json`), on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from oilspill.server.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
@@ -153,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = load_settings(overrides)
         quiet = args.command == "segment" and not args.verbose
-        _setup_logging("error" if quiet else settings.log_level)
+        _setup_logging("error" if quiet else settings.log_level, settings.log_format)
         if args.command == "serve":
             return _serve(settings)
         if args.command == "ml-serve":
@@ -178,12 +184,27 @@ def _serve(settings: Settings) -> int:
     probe = JobStore(settings.data_dir)
     probe.lock()
     probe.release()
+    app = create_app(settings)
+    keys = app.state.keys
+    if keys.enabled:
+        log.info("API keys on: %d keys", len(keys))
+        if not len(keys):
+            log.warning("the API key file holds no key: every upload is refused until it does")
+    # SIGHUP reads the key file again, in a thread: the handler must not block the loop.
+    signal.signal(
+        signal.SIGHUP,
+        lambda *_: threading.Thread(target=keys.reload, name="reload-keys", daemon=True).start(),
+    )
     log.info("oilspill %s on http://%s:%d/", __version__, settings.host, settings.port)
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON: uvicorn's own lines (access log included) go through our handler too.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
     return 0
@@ -198,7 +219,13 @@ def _ml_serve(settings: Settings) -> int:
     log.info(
         "oilspill ml-serve %s on http://%s:%d/segment", __version__, settings.host, settings.port
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    )
     return 0
 
 

@@ -36,6 +36,9 @@ def _urls(value: str) -> str:
     return ",".join(u.strip() for u in str(value).split(",") if u.strip())
 
 
+_csv = _urls  # any comma-separated list (keys, host patterns), read the same way
+
+
 def _cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -51,15 +54,21 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a yes/no value (use 1/0, true/false, yes/no)")
 
 
-def _setting(default: Any, help: str, cast: Callable[[str], Any] | None = None) -> Any:
-    """A `Settings` field with its help text and the cast that reads it from a string."""
-    return field(default=default, metadata={"help": help, "cast": cast or type(default)})
+def _setting(
+    default: Any, help: str, cast: Callable[[str], Any] | None = None, *, secret: bool = False
+) -> Any:
+    """A `Settings` field with its help text and the cast that reads it from a string.
+
+    A `secret` one (API keys, the webhook secret) is left out of the settings' repr."""
+    meta = {"help": help, "cast": cast or type(default)}
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 BACKENDS = ("sar", "http", "onnx", "v2")
 MODEL_KINDS = ("auto", "semantic", "yolo")
 DEVICES = ("cpu", "cuda")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,49 @@ class Settings:
     )
     shutdown_grace: float = _setting(30.0, "Seconds running images may finish after SIGTERM.")
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    log_format: str = _setting(
+        "text",
+        "Log lines as text, or json: one object per line (time, level, event, job_id, request_id).",
+    )
+    api_key: str = _setting(
+        "",
+        "API key that uploads, job listing and DELETE need as 'Authorization: Bearer KEY' "
+        "(repeat the flag, or comma-separate, for several); none: no keys needed.",
+        _csv,
+        secret=True,
+    )
+    api_key_file: str = _setting(
+        "", "File of API keys, one per line ('#' comments), read again on SIGHUP."
+    )
+    max_jobs_per_client: int = _setting(
+        0,
+        "Unfinished jobs (uploads included) one client (API key, else address) may have; "
+        "past it 429. 0 for no limit.",
+    )
+    uploads_per_minute: int = _setting(
+        0, "Uploads one client (API key, else address) may start per minute; past it 429. 0: any."
+    )
+    forwarded_allow_ips: str = _setting(
+        "127.0.0.1,::1",
+        "Proxies whose X-Forwarded-For/-Proto are believed (comma-separated IPs or networks, "
+        "'*' for any): the client address of the limits and the log.",
+    )
+    webhook_secret: str = _setting(
+        "",
+        "Key of the X-Oilspill-Signature HMAC-SHA256 of webhook bodies; needed for an upload to "
+        "carry callback_url.",
+        secret=True,
+    )
+    webhook_allow: str = _setting(
+        "",
+        "Host patterns webhooks may go to (repeat or comma-separate; '*.example.com'); none: any "
+        "public host. A host matched by name may resolve to a private or loopback address.",
+        _csv,
+    )
+    webhook_timeout: float = _setting(10.0, "Seconds one webhook attempt may take.")
+    webhook_retries: int = _setting(
+        5, "Retries of a webhook after a connection error, timeout, 5xx, 408 or 429, with backoff."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -173,6 +225,12 @@ class Settings:
             raise ConfigError(
                 f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"log format must be text or json, not {self.log_format!r}")
+        if min(self.max_jobs_per_client, self.uploads_per_minute, self.webhook_retries) < 0:
+            raise ConfigError("max_jobs_per_client, uploads_per_minute and webhook_retries >= 0")
+        if self.webhook_timeout <= 0:
+            raise ConfigError("webhook_timeout must be > 0")
         if self.polarisation.upper() not in ("", "VV", "HH", "VH", "HV"):
             raise ConfigError(f"polarisation must be VV, HH, VH or HV, not {self.polarisation!r}")
         if self.ttl < 0 or self.workers < 0 or self.max_upload_mb <= 0:
@@ -181,6 +239,14 @@ class Settings:
     @property
     def ml_urls(self) -> list[str]:
         return [u for u in self.ml_url.split(",") if u]
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [k for k in self.api_key.split(",") if k]
+
+    @property
+    def webhook_hosts(self) -> list[str]:
+        return [h.lower() for h in self.webhook_allow.split(",") if h]
 
     @property
     def worker_count(self) -> int:

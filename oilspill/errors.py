@@ -20,6 +20,7 @@ class OilspillError(Exception):
         super().__init__(message)
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}  # sent with the error response (Retry-After, ...)
 
 
 class ConfigError(OilspillError):
@@ -70,6 +71,50 @@ class ArchiveTooLarge(OilspillError):
     code = "too_large"
 
 
+class CallbackRefused(BadRequest):
+    """A webhook destination the service will not call (SSRF guard, --webhook-allow)."""
+
+    code = "callback_refused"
+
+
+class Unauthorized(OilspillError):
+    """No API key, or one the server does not hold, on a call that needs one."""
+
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, invalid: bool = False) -> None:
+        super().__init__(message)
+        error = ', error="invalid_token"' if invalid else ""
+        self.headers["WWW-Authenticate"] = f'Bearer realm="oilspill"{error}'
+
+
+class Forbidden(OilspillError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(OilspillError):
+    """A client is past its own limit (unfinished jobs, uploads per minute)."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
+
+
+class RangeNotSatisfiable(OilspillError):
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.headers["Content-Range"] = f"bytes */{size}"
+
+
 class NotFound(OilspillError):
     status = 404
     code = "not_found"
@@ -95,6 +140,7 @@ class Busy(OilspillError):
     def __init__(self, message: str, retry_after: int = 30) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.headers["Retry-After"] = str(retry_after)
 
 
 class DiskFull(OilspillError):

@@ -1,10 +1,15 @@
-"""HTTP routes: the legacy API, the v1 API, health and the web page.
+"""HTTP routes: the legacy API, the v1 API, health, readiness, metrics and the web page.
 
 The old ML service's `/segment` and `/health` are `oilspill ml-serve` (`mlserve.app`).
 
 Handlers are thin: they parse the request, ask the `Service`, and render.
 Every error leaves through `error_response`, so every 4xx/5xx body has the
 same JSON shape.
+
+Access: with API keys configured (`auth`), uploads, the job list, DELETE and
+/metrics need one; the calls by job id or user hash (status, job resource, images,
+downloads, time left) stay open to whoever holds those unguessable links, as the
+legacy web client expects. Each upload counts against its client's limits (`limits`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import mimetypes
 import os
 import re
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import iterate_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.endpoints import HTTPEndpoint
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -31,6 +38,7 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.schemas import SchemaGenerator
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oilspill import __version__
 from oilspill.backends.base import Segmenter
@@ -39,15 +47,19 @@ from oilspill.errors import (
     DISK_FULL_HINT,
     ArchiveTooLarge,
     BadRequest,
-    Busy,
     DiskFull,
+    Forbidden,
     NotFound,
     OilspillError,
     error_body,
     is_disk_full,
 )
-from oilspill.server import archive, resources, results
-from oilspill.server.jobs import ItemStatus, Job
+from oilspill.server import archive, downloads, logs, resources, results
+from oilspill.server.auth import Keys
+from oilspill.server.jobs import Item, ItemStatus, Job
+from oilspill.server.limits import client_of
+from oilspill.server.metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from oilspill.server.readiness import Readiness
 from oilspill.server.service import Service
 from oilspill.server.upload import receive_file
 
@@ -60,13 +72,17 @@ def _service(request: Request) -> Service:
     return service
 
 
+def _keys(request: Request) -> Keys:
+    keys: Keys = request.state.keys
+    return keys
+
+
 # Errors ----------------------------------------------------------------------
 async def error_response(request: Request, exc: Exception) -> Response:
     headers = {}
     if isinstance(exc, OilspillError):
         status, message, code, extra = exc.status, exc.message, exc.code, exc.extra
-        if isinstance(exc, Busy):
-            headers["Retry-After"] = str(exc.retry_after)
+        headers.update(exc.headers)  # Retry-After, WWW-Authenticate, Content-Range
     elif isinstance(exc, HTTPException):
         status, message, extra = exc.status_code, str(exc.detail), {}
         headers.update(exc.headers or {})  # e.g. the Allow of a 405 (RFC 9110)
@@ -80,13 +96,43 @@ async def error_response(request: Request, exc: Exception) -> Response:
 # Intake ----------------------------------------------------------------------
 async def _receive_job(request: Request) -> Job:
     service = _service(request)
-    service.check_accepting()
-    room = await service.check_disk()
-    path = service.store.new_upload_path()
+    owner = _keys(request).owner(request)
+    client = client_of(request, owner)
+    with service.clients.upload(client):
+        service.check_accepting()
+        callback = request.query_params.get("callback_url")
+        if callback is not None:  # refused before a byte of the body is read
+            await service.webhooks.check(callback)
+        room = await service.check_disk()
+        path = service.store.new_upload_path()
+        form: dict[str, str] = {"callback_url": ""}
+        upload_name = await _receive_upload(request, service, path, room, form)
+        try:
+            if callback is None and form["callback_url"]:
+                callback = form["callback_url"]
+                await service.webhooks.check(callback)
+        except BaseException:
+            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+            raise
+        job = await service.create_job(
+            path, upload_name, owner=owner, client=client, callback_url=callback
+        )
+    log.info("job %s created: %d images, %d skipped", job.id, job.total, len(job.skipped))
+    return job
+
+
+async def _receive_upload(
+    request: Request, service: Service, path: Path, room: int, form: dict[str, str]
+) -> str:
+    """Stream the upload's zip to `path` (deleted on error); its text fields into `form`."""
     try:
         try:
             upload_name = await receive_file(
-                request, path, field="file", max_bytes=min(service.settings.max_upload_bytes, room)
+                request,
+                path,
+                field="file",
+                max_bytes=min(service.settings.max_upload_bytes, room),
+                fields=form,
             )
         except OSError as exc:
             if is_disk_full(exc):
@@ -103,9 +149,9 @@ async def _receive_job(request: Request) -> Job:
     except BaseException:
         await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         raise
-    job = await service.create_job(path, upload_name)
-    log.info("job %s created: %d images, %d skipped", job.id, job.total, len(job.skipped))
-    return job
+    size = await anyio.to_thread.run_sync(lambda: path.stat().st_size)
+    service.metrics.uploaded.inc(size)
+    return upload_name
 
 
 async def legacy_upload(request: Request) -> Response:
@@ -114,11 +160,17 @@ async def legacy_upload(request: Request) -> Response:
     requestBody:
       content:
         multipart/form-data:
-          schema: {type: object, properties: {file: {type: string, format: binary}}}
+          schema:
+            type: object
+            properties:
+              file: {type: string, format: binary}
+              callback_url: {type: string, description: "Where the finished job is POSTed"}
     responses:
       200: {description: '{"status": "processing", "job_id": ..., "user_hash": ...}'}
-      400: {description: "Not a zip, damaged, encrypted, unsafe names, or no images"}
+      400: {description: "Not a zip, damaged, encrypted, unsafe names, no images, bad callback"}
+      401: {description: "API keys are on and the request has no valid one"}
       413: {description: "Over a size limit (upload, entries, unpacked size, ratio, pixels)"}
+      429: {description: "Past this client's limits; see Retry-After"}
       503: {description: "Queue full or shutting down; see Retry-After"}
     """
     job = await _receive_job(request)
@@ -131,17 +183,47 @@ async def create_job(request: Request) -> Response:
     requestBody:
       content:
         multipart/form-data:
-          schema: {type: object, properties: {file: {type: string, format: binary}}}
+          schema:
+            type: object
+            properties:
+              file: {type: string, format: binary}
+              callback_url: {type: string, description: "Where the finished job is POSTed"}
     responses:
       202: {description: "The job resource; Location points at it"}
-      400: {description: "Not a zip, damaged, encrypted, unsafe names, or no images"}
+      400: {description: "Not a zip, damaged, encrypted, unsafe names, no images, bad callback"}
+      401: {description: "API keys are on and the request has no valid one"}
       413: {description: "Over a size limit"}
+      429: {description: "Past this client's limits; see Retry-After"}
       503: {description: "Queue full or shutting down; see Retry-After"}
     """
     job = await _receive_job(request)
     return JSONResponse(
         resources.job_resource(job), 202, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
+
+
+async def list_jobs(request: Request) -> Response:
+    """
+    summary: The caller's jobs (by API key), newest first, without their images
+    responses:
+      200: {description: '{"jobs": [...]}: each job resource without images'}
+      401: {description: "No valid API key"}
+      403: {description: "The server has no API keys: jobs belong to no one to list them by"}
+    """
+    keys = _keys(request)
+    if not keys.enabled:
+        raise Forbidden(
+            "jobs are listed by API key and this server has none (--api-key); keep the "
+            "job ids your uploads answered with"
+        )
+    owner = keys.owner(request)
+    assert owner is not None
+    service = _service(request)
+    listed = []
+    for job in service.owned_jobs(owner):
+        resource = resources.job_resource(job, 0, 1)
+        listed.append({k: v for k, v in resource.items() if k not in ("images", "page")})
+    return JSONResponse({"jobs": listed})
 
 
 # Status ----------------------------------------------------------------------
@@ -193,9 +275,11 @@ async def delete_job(request: Request) -> Response:
     summary: Cancel a job and delete its files now
     responses:
       204: {description: "Deleted"}
-      404: {description: "Unknown job"}
+      401: {description: "API keys are on and the request has no valid one"}
+      404: {description: "Unknown job (or another key's)"}
     """
-    await _service(request).delete(request.path_params["job_id"])
+    owner = _keys(request).owner(request)
+    await _service(request).delete(request.path_params["job_id"], owner)
     return Response(status_code=204)
 
 
@@ -213,77 +297,111 @@ async def legacy_time_left(request: Request) -> Response:
 
 
 # Results ---------------------------------------------------------------------
-async def _zip_response(service: Service, job: Job) -> Response:
-    """The result zip, streamed under a read lease: expiry or DELETE waits for it to end."""
+async def _zip_response(request: Request, service: Service, job: Job) -> Response:
+    """The result zip (or one byte range of it), streamed under a read lease: expiry or
+    DELETE waits for it to end."""
     service.finished_job(job)
     service.lease(job)
     try:
         result = await anyio.to_thread.run_sync(archive.build, service.store, job)
+        validators = downloads.Validators(f'"{result.version}"', result.modified)
+        wanted = downloads.requested(request.headers, result.size, validators)
     except BaseException:
         service.release(job.id)
         raise
     headers = {
         "Content-Disposition": f'attachment; filename="result_{job.user_hash}.zip"',
         "Content-Length": str(result.size),
+        **validators.headers(),
     }
-    body = _leased(service, job.id, iterate_in_threadpool(iter(result)))
-    return StreamingResponse(body, media_type="application/zip", headers=headers)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers.update(downloads.partial_headers(*wanted, result.size))
+    chunks = result.chunks(*wanted) if wanted else iter(result)
+    body = _leased(service, job.id, iterate_in_threadpool(chunks))
+    return StreamingResponse(body, status, media_type="application/zip", headers=headers)
 
 
 async def _leased(
     service: Service, job_id: str, chunks: AsyncIterator[bytes]
 ) -> AsyncIterator[bytes]:
-    """Pass `chunks` through, releasing the job's read lease when done, failed or dropped."""
+    """Pass `chunks` through, counting them, releasing the job's read lease when done,
+    failed or dropped."""
     try:
         async for chunk in chunks:
+            service.metrics.downloaded.inc(len(chunk))
             yield chunk
     finally:
         service.release(job_id)
 
 
-async def _open_file(path: Path, job: Job, headers: dict[str, str]) -> Response:
-    """Stream one output file, opened now: a deletion after this cannot cut it short."""
+async def _open_file(
+    request: Request, service: Service, path: Path, job: Job, headers: dict[str, str]
+) -> Response:
+    """Stream one output file (or a byte range of it), opened now: a deletion after this
+    cannot cut it short."""
     try:
         fh = await anyio.open_file(path, "rb")
     except FileNotFoundError:
         raise NotFound(f"the files of job {job.id} are gone (expired or deleted)") from None
-    size = (await anyio.to_thread.run_sync(os.fstat, fh.wrapped.fileno())).st_size
+    try:
+        stat = await anyio.to_thread.run_sync(os.fstat, fh.wrapped.fileno())
+        validators = downloads.Validators(
+            f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"', stat.st_mtime_ns / 1e9
+        )
+        wanted = downloads.requested(request.headers, stat.st_size, validators)
+        first, last = wanted or (0, stat.st_size - 1)
+        if first:
+            await fh.seek(first)
+    except BaseException:
+        await fh.aclose()
+        raise
 
     async def body() -> AsyncIterator[bytes]:
+        left = last - first + 1
         try:
-            while chunk := await fh.read(1 << 16):
+            while left > 0 and (chunk := await fh.read(min(1 << 16, left))):
+                left -= len(chunk)
+                service.metrics.downloaded.inc(len(chunk))
                 yield chunk
         finally:
             await fh.aclose()
 
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return StreamingResponse(
-        body(), media_type=media, headers={**headers, "Content-Length": str(size)}
-    )
+    headers = {**headers, **validators.headers(), "Content-Length": str(stat.st_size)}
+    if wanted is not None:
+        headers.update(downloads.partial_headers(first, last, stat.st_size))
+    return StreamingResponse(body(), 206 if wanted else 200, media_type=media, headers=headers)
 
 
 async def legacy_download(request: Request) -> Response:
     """
-    summary: Download the result zip (legacy API), streamed
+    summary: Download the result zip (legacy API), streamed; Range requests resume it
     responses:
       200: {description: "application/zip"}
+      206: {description: "The byte range asked for (Range, If-Range)"}
       404: {description: "Unknown or expired"}
       409: {description: "Not finished yet"}
+      416: {description: "The range starts past the end"}
     """
     service = _service(request)
-    return await _zip_response(service, service.get_by_hash(request.path_params["user_hash"]))
+    job = service.get_by_hash(request.path_params["user_hash"])
+    return await _zip_response(request, service, job)
 
 
 async def job_result(request: Request) -> Response:
     """
-    summary: Download the job's result zip, streamed
+    summary: Download the job's result zip, streamed; Range requests resume it
     responses:
       200: {description: "application/zip"}
+      206: {description: "The byte range asked for (Range, If-Range)"}
       404: {description: "Unknown or expired"}
       409: {description: "Not finished yet"}
+      416: {description: "The range starts past the end"}
     """
     service = _service(request)
-    return await _zip_response(service, service.get(request.path_params["job_id"]))
+    return await _zip_response(request, service, service.get(request.path_params["job_id"]))
 
 
 def _done_item(service: Service, job: Job, raw_index: str) -> int:
@@ -316,7 +434,9 @@ async def image_file(request: Request) -> Response:
     summary: An image's overlay, original preview, thumbnail or class mask, while the job lives
     responses:
       200: {description: "The image"}
+      206: {description: "The byte range asked for (Range, If-Range)"}
       404: {description: "Unknown job, image or kind"}
+      416: {description: "The range starts past the end"}
     """
     service = _service(request)
     job = service.get(request.path_params["job_id"])
@@ -331,7 +451,23 @@ async def image_file(request: Request) -> Response:
             f"this image has no {kind}: the model server answered with an annotated image only"
         )
     path = service.store.out_path(job.id, index, suffix)
-    return await _open_file(path, job, {"Cache-Control": "private, max-age=600"})
+    headers = {
+        "Cache-Control": "private, max-age=600",
+        "Content-Disposition": downloads.content_disposition("inline", _file_name(item, kind)),
+    }
+    return await _open_file(request, service, path, job, headers)
+
+
+def _file_name(item: Item, kind: str) -> str:
+    """The name a saved image file gets: the input's, or its stem and what it is."""
+    stem = item.name.replace("\\", "/").rpartition("/")[2].rpartition(".")[0] or "image"
+    if kind == "overlay":
+        return item.name
+    if kind == "mask":
+        return item.mask_name
+    if kind == "mask-preview":
+        return item.mask_preview_name
+    return f"{stem}.{kind}.jpg"
 
 
 # Health ----------------------------------------------------------------------------
@@ -359,6 +495,44 @@ async def healthz(request: Request) -> Response:
     )
 
 
+async def readyz(request: Request) -> Response:
+    """
+    summary: Readiness to take jobs, each check listed
+    responses:
+      200: {description: '{"ready": true, "checks": {...}}'}
+      503: {description: "Not ready: the failing checks are listed"}
+    """
+    readiness: Readiness = request.state.readiness
+    checks = await readiness.checks()
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    if not failing:
+        return JSONResponse({"ready": True, "checks": checks})
+    message = f"not ready: {', '.join(failing)} failing"
+    body = error_body(503, message, "not_ready", ready=False, failing=failing, checks=checks)
+    return JSONResponse(body, 503, headers={"Retry-After": "10"})
+
+
+async def metrics(request: Request) -> Response:
+    """
+    summary: Prometheus metrics (text format); needs an API key when keys are on
+    responses:
+      200: {description: "text/plain; version=0.0.4"}
+      401: {description: "API keys are on and the request has no valid one"}
+    """
+    _keys(request).owner(request)
+    service = _service(request)
+    found = service.metrics
+    found.set_jobs(service.job_states())
+    found.queue_depth.set(service.runner.queued_images)
+    found.busy_workers.set(service.runner.busy)
+    found.workers.set(service.runner.concurrency)
+    found.data_bytes.set(await service.data_bytes())
+    usage = await anyio.to_thread.run_sync(shutil.disk_usage, service.store.root)
+    found.disk_free.set(usage.free)
+    body = await anyio.to_thread.run_sync(found.render)
+    return Response(body, headers={"Content-Type": CONTENT_TYPE})
+
+
 # Web page and schema -----------------------------------------------------------
 async def index(request: Request) -> Response:
     page = STATIC / "index.html"
@@ -384,6 +558,13 @@ def _with_path_parameters(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+class _JobsEndpoint(HTTPEndpoint):
+    """POST (a new job) and GET (the caller's jobs) of the job collection."""
+
+    post = staticmethod(create_job)
+    get = staticmethod(list_jobs)
+
+
 class _JobEndpoint(HTTPEndpoint):
     """GET and DELETE of one job, on one route: a 405 lists both in Allow."""
 
@@ -396,14 +577,41 @@ _schemas = SchemaGenerator(
 )
 
 
+class _SafeHeaders:
+    """ASGI middleware: `X-Content-Type-Options: nosniff` on every answer, and no Referer
+    leaves the page (its address holds a job id, which is a capability)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def safe(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers.setdefault("Referrer-Policy", "no-referrer")
+            await send(message)
+
+        await self.app(scope, receive, safe if scope["type"] == "http" else send)
+
+
 def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starlette:
-    """Build the ASGI app; the service starts and stops with the app's lifespan."""
+    """Build the ASGI app; the service starts and stops with the app's lifespan.
+
+    `app.state.keys` holds the API keys (the CLI reloads them on SIGHUP) and
+    `app.state.metrics` the metrics, both made here, before the service starts."""
+    keys = Keys.from_settings(settings)
+    found = Metrics(settings.backend)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with Service(settings, segmenter) as service:
+        async with Service(settings, segmenter, metrics=found) as service:
+            readiness = Readiness(service)
             app.state.service = service  # for tests and debugging; handlers use request.state
-            yield {"service": service}
+            try:
+                yield {"service": service, "keys": keys, "readiness": readiness}
+            finally:
+                await readiness.aclose()
 
     job = "/api/v1/jobs/{job_id}"
     routes = [
@@ -411,28 +619,39 @@ def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starle
         Route("/api/status/{job_id}", legacy_status),
         Route("/api/download/{user_hash}", legacy_download),
         Route("/api/archive_time_left/{user_hash}", legacy_time_left),
-        Route("/api/v1/jobs", create_job, methods=["POST"]),
+        Route("/api/v1/jobs", _JobsEndpoint),
         Route(job, _JobEndpoint),
         Route(f"{job}/result.zip", job_result),
         Route(f"{job}/images/{{index}}", image_detail),
         Route(f"{job}/images/{{index}}/{{kind}}", image_file),
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
         Route("/openapi.json", openapi, include_in_schema=False),
         Route("/", index, include_in_schema=False),
         Route("/jobs/{job_id}", index, include_in_schema=False),
         Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     middleware = [
+        Middleware(logs.RequestId),
+        Middleware(RequestMetrics, metrics=found),
+        Middleware(_SafeHeaders),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
-            expose_headers=["Content-Disposition", "Content-Length", "Retry-After", "Location"],
-        )
-    ]
+            expose_headers=[
+                "Content-Disposition", "Content-Length", "Retry-After", "Location",
+                "Accept-Ranges", "Content-Range", "ETag", "Last-Modified", "X-Request-ID",
+            ],
+        ),
+    ]  # fmt: skip
     handlers: dict[Any, Any] = {Exception: error_response, HTTPException: error_response}
     handlers[OilspillError] = error_response
-    return Starlette(
+    app = Starlette(
         routes=routes, middleware=middleware, exception_handlers=handlers, lifespan=lifespan
     )
+    app.state.keys = keys
+    app.state.metrics = found
+    return app

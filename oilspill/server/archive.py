@@ -3,10 +3,17 @@
 Entries are stored, not deflated (images are already compressed), so the
 exact size is known up front and the response carries a Content-Length.
 The reports it holds are written once by `reports` when the job finishes.
+
+The stream is the same bytes each time it is made (names, sizes, times and data
+come from files that no longer change), so a byte range is served by making it
+again and skipping to the range's start: the files before it are read (their
+CRCs are in the zip) but not sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,14 +26,33 @@ from oilspill.server.store import JobStore
 
 
 class ResultZip:
-    """A sized zip stream of one job's results; iterate it (blocking) to get its bytes."""
+    """A sized zip stream of one job's results; iterate it (blocking) to get its bytes.
 
-    def __init__(self, stream: ZipStream) -> None:
+    `version` changes whenever the bytes would (an entry's name, size or time), so it
+    makes the zip's entity tag; `modified` is the newest entry's time."""
+
+    def __init__(self, stream: ZipStream, version: str = "", modified: float = 0.0) -> None:
         self._stream = stream
         self.size = len(stream)
+        self.version = version
+        self.modified = modified
 
     def __iter__(self) -> Iterator[bytes]:
         yield from self._stream
+
+    def chunks(self, first: int = 0, last: int | None = None) -> Iterator[bytes]:
+        """Bytes `first` to `last` (inclusive; default the end) of the zip, in chunks. The
+        skipped part is made and dropped in one step, so an iterator run in a thread per
+        chunk takes one thread call to reach the range."""
+        last = self.size - 1 if last is None else last
+        at = 0
+        for chunk in self._stream:
+            end = at + len(chunk)
+            if end > first:
+                yield chunk[max(first - at, 0) : min(last + 1 - at, len(chunk))]
+            at = end
+            if at > last:
+                return
 
 
 def entries(store: JobStore, job: Job) -> Iterator[tuple[str, Path]]:
@@ -49,6 +75,11 @@ def entries(store: JobStore, job: Job) -> Iterator[tuple[str, Path]]:
 def build(store: JobStore, job: Job) -> ResultZip:
     """A sized zip stream of a finished job's results (blocking)."""
     zs = ZipStream(sized=True)
+    version = hashlib.sha256()
+    modified = 0.0
     for name, path in entries(store, job):
+        stat = os.stat(path)
         zs.add_path(str(path), name)
-    return ResultZip(zs)
+        version.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        modified = max(modified, stat.st_mtime)
+    return ResultZip(zs, version.hexdigest()[:32], modified)

@@ -24,8 +24,9 @@ from oilspill.backends import CpuPool
 from oilspill.backends.base import Segmenter
 from oilspill.errors import ImageError, is_disk_full
 from oilspill.io import images
-from oilspill.server import reports, results
+from oilspill.server import logs, reports, results
 from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
+from oilspill.server.metrics import Metrics
 from oilspill.server.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class Runner:
         ttl: int,
         read_options: images.ReadOptions,
         on_finished: Callable[[Job], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.segmenter = segmenter
@@ -63,6 +65,7 @@ class Runner:
         self.ttl = ttl
         self.read_options = read_options
         self.on_finished = on_finished
+        self.metrics = metrics
         self._queue: asyncio.Queue[tuple[Job, Item]] = asyncio.Queue()
         self._cancelled: set[str] = set()
         self._remaining: dict[str, int] = {}  # images of each job not yet processed
@@ -81,6 +84,11 @@ class Runner:
     @property
     def queued_images(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def busy(self) -> int:
+        """Workers with an image in hand."""
+        return len(self._busy)
 
     def processing(self, job_id: str) -> frozenset[int]:
         """Indices of a job's images a worker has in hand right now."""
@@ -129,6 +137,7 @@ class Runner:
             if job.id in self._cancelled or item.status is not ItemStatus.PENDING:
                 continue
             self._busy.add(task)
+            logs.job_id.set(job.id)  # the log lines of this image carry its job
             self._in_progress.setdefault(job.id, set()).add(item.index)
             try:
                 await self._process(job, item)
@@ -146,6 +155,7 @@ class Runner:
                     running.discard(item.index)
                     if not running:
                         del self._in_progress[job.id]
+                logs.job_id.set(None)
 
     async def _process(self, job: Job, item: Item) -> None:
         if job.status is JobStatus.PENDING:
@@ -169,6 +179,8 @@ class Runner:
     async def _settle(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         """Count a processed image; the job's last one finishes the job."""
         apply_result(item, record)
+        if self.metrics is not None:
+            self.metrics.image(item.status is ItemStatus.DONE)
         if item.status is ItemStatus.DONE:
             self.done += 1
         else:
@@ -204,14 +216,19 @@ class Runner:
         try:
             # A backend that sends the file itself gets it undecoded (`images.header`).
             read = images.load if self.segmenter.decodes else images.header
+            started = time.monotonic()
             raster = await self.cpu.run(read, path, item.name, item.fmt, self.read_options)
+            started = self._timed("decode", started)
             try:
                 raster.source = path
                 seg = await self.segmenter.segment(raster)
+                started = self._timed("segment", started)
                 out_dir = self.store.out_dir(job.id)
-                return await self.cpu.run(
+                record: dict[str, Any] = await self.cpu.run(
                     results.write_outputs, raster, seg, out_dir, item.index, item.mask_name
                 )
+                self._timed("write", started)
+                return record
             finally:
                 raster.close()
         except ImageError as exc:
@@ -245,6 +262,13 @@ class Runner:
                 "error": f"internal error while processing this image: {exc!r}",
                 "error_code": "internal_error",
             }
+
+    def _timed(self, stage: str, started: float) -> float:
+        """Record the seconds of a stage since `started`; return the time now."""
+        now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.stage(stage, now - started)
+        return now
 
     def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         self.store.save_item_result(job.id, item.index, record)

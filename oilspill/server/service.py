@@ -29,9 +29,12 @@ from oilspill.config import Settings
 from oilspill.errors import ArchiveTooLarge, Busy, DiskFull, ExpiredOrDeleted, NotFound, NotReady
 from oilspill.server import intake
 from oilspill.server.expiry import Expiry
-from oilspill.server.jobs import Job
+from oilspill.server.jobs import Job, JobStatus
+from oilspill.server.limits import ClientLimits
+from oilspill.server.metrics import Metrics
 from oilspill.server.runner import Runner, apply_result
 from oilspill.server.store import JobStore, check_id, new_id
+from oilspill.server.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +42,20 @@ log = logging.getLogger(__name__)
 class Service:
     READ_GRACE_S = 3600.0  # longest a deletion waits for the downloads that started before it
 
-    def __init__(self, settings: Settings, segmenter: Segmenter | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        segmenter: Segmenter | None = None,
+        *,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
         self.cpu = CpuPool(settings.worker_count)
         self.segmenter = segmenter or make_segmenter(settings, self.cpu)
+        self.metrics = metrics or Metrics(self.segmenter.name)
+        self.clients = ClientLimits(settings.max_jobs_per_client, settings.uploads_per_minute)
+        self.webhooks = Webhooks(settings, self.metrics)
         concurrency = settings.worker_count
         if settings.backend in ("http", "v2"):  # remote: images in flight, not CPU threads
             endpoints = len(settings.ml_urls) if settings.backend == "http" else 1
@@ -56,6 +68,7 @@ class Service:
             ttl=settings.ttl,
             read_options=settings.read_options,
             on_finished=self._finished,
+            metrics=self.metrics,
         )
         self.expiry = Expiry(self._expire)
         self.jobs: dict[str, Job] = {}
@@ -111,6 +124,7 @@ class Service:
         for task in list(self._deleting):  # files stay; the restart deletes them
             task.cancel()
         await asyncio.gather(*self._deleting, return_exceptions=True)
+        await self.webhooks.aclose(grace=min(5.0, self.settings.shutdown_grace))
         await self._stack.aclose()
         await self.segmenter.aclose()
         log.info("service stopped: %r", self.runner)
@@ -126,7 +140,7 @@ class Service:
                     log.info("job %s expired while stopped; deleted", job.id)
                     continue
                 self._register(job)
-                self._finished(job)
+                self._schedule_expiry(job)  # its webhook went when it finished
                 continue
             await anyio.to_thread.run_sync(self._reload_results, job)
             self._register(job)
@@ -183,11 +197,23 @@ class Service:
             self._data_size = (await anyio.to_thread.run_sync(_folder_bytes, self.store.root), now)
         return self._data_size[0]
 
-    async def create_job(self, zip_path: Path, upload_name: str = "") -> Job:
-        """Unpack an uploaded zip into a new job and queue it. The zip is deleted either way."""
+    async def create_job(
+        self,
+        zip_path: Path,
+        upload_name: str = "",
+        *,
+        owner: str | None = None,
+        client: str | None = None,
+        callback_url: str | None = None,
+    ) -> Job:
+        """Unpack an uploaded zip into a new job and queue it. The zip is deleted either way.
+
+        `owner` is the API key's fingerprint (who may list and delete it), `client` whom
+        the per-client limits count it for, `callback_url` where its webhook goes."""
+        extra = {"owner": owner, "callback_url": callback_url}
         try:
             fill = functools.partial(intake.unpack, zip_path)
-            return await self._new_job(fill, upload_name)
+            return await self._new_job(fill, upload_name, extra, client)
         finally:
             await anyio.to_thread.run_sync(lambda: zip_path.unlink(missing_ok=True))
 
@@ -196,7 +222,11 @@ class Service:
         return await self._new_job(functools.partial(intake.collect, paths))
 
     async def _new_job(
-        self, fill: Callable[[Path, intake.Limits], intake.Unpacked], upload_name: str = ""
+        self,
+        fill: Callable[[Path, intake.Limits], intake.Unpacked],
+        upload_name: str = "",
+        extra: dict[str, Any] | None = None,
+        client: str | None = None,
     ) -> Job:
         self.check_accepting()
         room = await self.check_disk()
@@ -222,32 +252,51 @@ class Service:
                 user_hash=new_id(),
                 items=unpacked.items,
                 skipped=unpacked.skipped,
-                settings=self._job_settings(),
+                settings=self._job_settings(extra or {}),
                 upload_name=upload_name,
             )
             await anyio.to_thread.run_sync(self.store.save, job)
         except BaseException:
             await anyio.to_thread.run_sync(self.store.delete, job_id)
             raise
-        self._register(job)
+        self._register(job, client)
         self.runner.enqueue(job)
         if job.processed == job.total:  # every entry failed at intake already
             await self.runner.finish(job)
         return job
 
-    def _job_settings(self) -> dict[str, Any]:
+    def _job_settings(self, extra: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
-        return {"backend": s.backend, "ttl": s.ttl, "pixel_size_m": s.pixel_size_m}
+        chosen = {"backend": s.backend, "ttl": s.ttl, "pixel_size_m": s.pixel_size_m}
+        return chosen | {k: v for k, v in extra.items() if v is not None}
 
-    def _register(self, job: Job) -> None:
+    def _register(self, job: Job, client: str | None = None) -> None:
         self.jobs[job.id] = job
         self._by_hash[job.user_hash] = job.id
+        owner = job.settings.get("owner")
+        client = client or (f"key:{owner}" if owner else None)
+        if client and not job.finished:
+            self.clients.track(job.id, client)
 
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(check_id(job_id))
         if job is None:
             raise self._missing("job", job_id)
         return job
+
+    def get_owned(self, job_id: str, owner: str | None) -> Job:
+        """A job the caller may act on: with keys on (`owner` given), one of its key's jobs
+        or one created while keys were off. Another key's job is 'not found', as an
+        unknown id is: nothing says it exists."""
+        job = self.get(job_id)
+        if owner is not None and job.settings.get("owner") not in (None, owner):
+            raise self._missing("job", job_id)
+        return job
+
+    def owned_jobs(self, owner: str) -> list[Job]:
+        """The jobs of one API key, newest first."""
+        mine = [j for j in self.jobs.values() if j.settings.get("owner") == owner]
+        return sorted(mine, key=lambda j: j.created_at, reverse=True)
 
     def get_by_hash(self, user_hash: str) -> Job:
         job_id = self._by_hash.get(check_id(user_hash, "result"))
@@ -318,16 +367,21 @@ class Service:
 
         task.add_done_callback(done)
 
-    async def delete(self, job_id: str) -> None:
-        """Cancel a job; its files go as soon as no download or image request reads them."""
-        job = self.get(job_id)
+    async def delete(self, job_id: str, owner: str | None = None) -> None:
+        """Cancel a job; its files go as soon as no download or image request reads them.
+
+        An unfinished job's webhook says it was cancelled."""
+        job = self.get_owned(job_id, owner)
         self.runner.cancel(job.id)
         await anyio.to_thread.run_sync(self.store.mark_deleted, job.id)
         self._forget(job, "deleted")
+        if not job.finished:
+            self.webhooks.send(job, "job.cancelled")
         await self._remove(job.id, "deleted on request")
 
     def _forget(self, job: Job, reason: Literal["expired", "deleted"]) -> None:
         self.jobs.pop(job.id, None)
+        self.clients.untrack(job.id)
         self._by_hash.pop(job.user_hash, None)
         for key in (job.id, job.user_hash):
             self._gone[key] = reason
@@ -335,8 +389,29 @@ class Service:
             self._gone.popitem(last=False)
 
     def _finished(self, job: Job) -> None:
+        """A job reached its final state: it counts for its client no more, its deadline is
+        set, its webhook goes."""
+        self.clients.untrack(job.id)
+        self._schedule_expiry(job)
+        self.webhooks.send(job)
+
+    def _schedule_expiry(self, job: Job) -> None:
         if job.expires_at is not None:
             self.expiry.schedule(job.id, job.expires_at)
+
+    def job_states(self) -> list[str]:
+        """Each job's v1 state (queued, running, succeeded, failed), for the metrics."""
+        names = {
+            JobStatus.PENDING: "queued",
+            JobStatus.STARTED: "running",
+            JobStatus.SUCCESS: "succeeded",
+            JobStatus.FAILURE: "failed",
+        }
+        return [names[job.status] for job in self.jobs.values()]
+
+    async def data_bytes(self) -> int:
+        """Bytes in the data folder (measured off the loop, at most 2 s old)."""
+        return await self._data_bytes()
 
     async def _expire(self, job_id: str, deadline: float) -> None:
         job = self.jobs.get(job_id)

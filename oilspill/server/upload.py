@@ -23,6 +23,7 @@ IDLE_S = 30.0  # longest wait for the next piece of a body
 MIN_RATE = 8 << 10  # bytes/s a body must average once GRACE_S have passed
 GRACE_S = 30.0
 _OVERHEAD = 1 << 20  # multipart headers and small fields allowed beyond the file's limit
+MAX_TEXT_FIELD = 4096  # bytes of a text field read beside the file (`fields`)
 
 
 async def _paced(request: Request) -> AsyncIterator[bytes]:
@@ -51,12 +52,20 @@ async def _paced(request: Request) -> AsyncIterator[bytes]:
 
 
 async def receive_file(
-    request: Request, dest: Path, *, field: str, max_bytes: int, what: str = "the zip"
+    request: Request,
+    dest: Path,
+    *,
+    field: str,
+    max_bytes: int,
+    what: str = "the zip",
+    fields: dict[str, str] | None = None,
 ) -> str:
     """Stream multipart field `field` of `request` into `dest`; return the client's file name.
 
-    Raises ArchiveTooLarge past `max_bytes` and BadRequest when the body is not
-    multipart or has no such field. The caller deletes `dest` on error.
+    Text fields named by the keys of `fields` (before or after the file) are read into
+    it, each up to MAX_TEXT_FIELD bytes. Raises ArchiveTooLarge past `max_bytes` and
+    BadRequest when the body is not multipart or has no such field. The caller deletes
+    `dest` on error.
     """
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
@@ -66,7 +75,8 @@ async def receive_file(
     if ctype != b"multipart/form-data" or not boundary:
         raise BadRequest(f"send {what} as multipart/form-data in a field named {field!r}")
 
-    state: dict[str, object] = {"in_field": False, "found": False, "filename": ""}
+    state: dict[str, object] = {"in_field": False, "found": False, "filename": "", "text": None}
+    texts: dict[str, bytearray] = {}
     header_field = bytearray()
     header_value = bytearray()
     headers: dict[bytes, bytes] = {}
@@ -94,13 +104,24 @@ async def receive_file(
         if is_ours:
             state["found"] = True
             state["filename"] = disp.get(b"filename", b"").decode("utf-8", "replace")
+        name = disp.get(b"name", b"").decode("utf-8", "replace")
+        wanted = fields is not None and name in fields and b"filename" not in disp
+        state["text"] = name if wanted and name not in texts else None
+        if state["text"] is not None:
+            texts[name] = bytearray()
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["in_field"]:
             pending.append(data[start:end])
+        elif state["text"] is not None:
+            text = texts[str(state["text"])]
+            text.extend(data[start:end])
+            if len(text) > MAX_TEXT_FIELD:
+                raise BadRequest(f"the field {state['text']!r} is over {MAX_TEXT_FIELD} bytes")
 
     def on_part_end() -> None:
         state["in_field"] = False
+        state["text"] = None
 
     parser = MultipartParser(
         boundary,
@@ -124,6 +145,8 @@ async def receive_file(
                 raise _too_large(max_bytes)
             try:
                 parser.write(chunk)
+            except BadRequest:
+                raise
             except Exception as exc:  # python-multipart raises its own error types
                 raise BadRequest(f"the multipart body is malformed: {exc}") from exc
             buffered = sum(len(p) for p in pending)
@@ -135,6 +158,9 @@ async def receive_file(
         written += await _flush(out, pending)
     if not state["found"]:
         raise BadRequest(f"the form has no file field named {field!r}")
+    if fields is not None:
+        for name, value in texts.items():
+            fields[name] = value.decode("utf-8", "replace").strip()
     if written > max_bytes:
         raise _too_large(max_bytes)
     return str(state["filename"])
