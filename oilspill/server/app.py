@@ -318,6 +318,9 @@ async def _zip_response(request: Request, service: Service, job: Job) -> Respons
     if wanted is not None:
         status = 206
         headers.update(downloads.partial_headers(*wanted, result.size))
+    if request.method == "HEAD":  # no body: the lease ends now, not with a stream never read
+        service.release(job.id)
+        return Response(None, status, headers=headers, media_type="application/zip")
     chunks = result.chunks(*wanted) if wanted else iter(result)
     body = _leased(service, job.id, iterate_in_threadpool(chunks))
     return StreamingResponse(body, status, media_type="application/zip", headers=headers)
@@ -372,7 +375,11 @@ async def _open_file(
     headers = {**headers, **validators.headers(), "Content-Length": str(stat.st_size)}
     if wanted is not None:
         headers.update(downloads.partial_headers(first, last, stat.st_size))
-    return StreamingResponse(body(), 206 if wanted else 200, media_type=media, headers=headers)
+    status = 206 if wanted else 200
+    if request.method == "HEAD":  # no body: the file is closed now, not by a stream never read
+        await fh.aclose()
+        return Response(None, status, headers=headers, media_type=media)
+    return StreamingResponse(body(), status, media_type=media, headers=headers)
 
 
 async def legacy_download(request: Request) -> Response:

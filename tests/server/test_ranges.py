@@ -125,9 +125,19 @@ def test_content_disposition_is_safe_for_any_name() -> None:
     assert tricky.startswith("inline; filename=\"ev_il___x_.png\"; filename*=UTF-8''ev%22il")
 
 
-def test_a_head_request_tells_the_size_and_ranges(finished: tuple[Server, str, str]) -> None:
+# Last: it deletes the module's job.
+def test_a_head_request_tells_the_size_and_holds_nothing(finished: tuple[Server, str, str]) -> None:
     server, job_id, _ = finished
     with httpx.Client(base_url=server.url) as http:
         head = http.head(f"/api/v1/jobs/{job_id}/result.zip")
+        image = http.head(f"/api/v1/jobs/{job_id}/images/0/overlay")
+        size = len(http.get(f"/api/v1/jobs/{job_id}/result.zip").content)
+        started = time.monotonic()
+        assert http.delete(f"/api/v1/jobs/{job_id}").status_code == 204
     assert head.status_code == 200 and head.headers["Accept-Ranges"] == "bytes"
-    assert int(head.headers["Content-Length"]) > 0 and head.content == b""
+    assert int(head.headers["Content-Length"]) == size and head.content == b""
+    assert image.status_code == 200 and int(image.headers["Content-Length"]) > 0
+    data = server.log.parent / "data"
+    while (data / job_id).exists():  # no read lease left behind: the files go at once
+        assert time.monotonic() - started < 5
+        time.sleep(0.02)
