@@ -61,3 +61,40 @@ def test_the_curl_session_runs_against_a_real_server(tmp_path: Path) -> None:
         assert len(zipfile.ZipFile(tmp_path / "result.zip").namelist()) > 5
     finally:
         server.stop()
+
+
+def _readme_commands() -> list[str]:
+    """Every `oilspill ...` command of the README: in its sh blocks (continuation lines
+    joined, comments dropped, also after `pip install ... &&`) and in its text."""
+    commands = [
+        c for c in re.findall(r"`(oilspill [^`]+)`", README) if c != "oilspill serve|segment"
+    ]
+    for block in re.findall(r"```sh\n(.*?)```", README, flags=re.S):
+        text = block.replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.split(" # ", 1)[0].strip()
+            for part in line.split("&&"):
+                part = part.strip()
+                if part.startswith("oilspill "):
+                    commands.append(part)
+    return commands
+
+
+def test_every_oilspill_command_of_the_readme_parses_with_valid_settings() -> None:
+    """The commands are not all run here (a model server on box-1, a Sentinel-1 product),
+    but each must be one the CLI accepts, with settings the service would start with."""
+    import shlex
+
+    from oilspill.cli import REPEATABLE, build_parser
+    from oilspill.config import SETTINGS, load_settings
+
+    commands = _readme_commands()
+    assert len(commands) >= 8, commands
+    names = {s.name for s in SETTINGS}
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command)[1:])
+        overrides = {k: v for k, v in vars(args).items() if k in names and v is not None}
+        for name in REPEATABLE & overrides.keys():
+            overrides[name] = ",".join(overrides[name])
+        if args.command in ("serve", "ml-serve"):
+            load_settings(overrides, environ={}, dotenv=None)  # raises on what would not start
