@@ -19,6 +19,7 @@ can be processed in threads at once.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -73,6 +74,7 @@ class Analysis:
     objects: list[DarkObject]
     ships: list[Ship]
     thresholds: dict[str, float]
+    timings_ms: dict[str, float] = field(default_factory=dict)  # wall time of each stage
 
 
 def analyse(
@@ -91,14 +93,17 @@ def analyse(
     oil; the classical dark objects it does not call oil are look-alikes. Without it,
     the classical features decide (`features.oil_confidence`).
     """
+    clock = _Clock()
     db, valid = sar.db, sar.valid
     h, w = db.shape
     noise_db = forms.speckle_std_db(sar.looks)
     h2, w2 = max(1, h // 2), max(1, w // 2)
     half, valid2, coarse, valid8 = _pyramid(db, valid)
     h8, w8 = coarse.shape
+    clock.lap("pyramid")
 
     prob = oilnet.probability(oilnet.grey8(sar, scene_db)) if net else None
+    clock.lap("oil network")
     # The sea level is measured on the sea: not on what the network sees as oil, so a
     # patch mostly covered by oil is judged against the sea around it, not against itself.
     sea8 = valid8
@@ -128,6 +133,7 @@ def analyse(
         land2 &= ~(net_oil2 & ~interior)
     land2 = land.fill_enclosed(land2, valid2, LAND_HOLE_PX // 4)
     is_land = cv2.resize(land2.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    clock.lap("background and land")
 
     sea2 = valid2 & ~land2
     c3 = bg2 - cv2.blur(half, (3, 3))
@@ -155,8 +161,10 @@ def analyse(
         if stats[i, cv2.CC_STAT_AREA] * 4 < MIN_AREA_PX:
             continue
         objects += _refine(db, bg, sea, lab, int(i), stats[i], c3, (sig3, noise_db), full_sm_k)
+    clock.lap("dark objects")
     if prob is not None:
         objects = _oil_from_net(db, prob, objects, bg, open_sea)
+        clock.lap("oil decision")
 
     mask = np.zeros((h, w), np.uint8)
     mask[is_land] = Cls.LAND
@@ -168,6 +176,7 @@ def analyse(
                 mask[y : y + bh, x : x + bw][o.region] = cls
     found, ship_mask = ships.find_ships(db, bg, open_sea, noise_db)
     mask[ship_mask] = Cls.SHIP
+    clock.lap("ships and mask")
     thresholds = {
         "noise_db": round(noise_db, 3),
         "contrast_sigma_db": round(sig5, 3),
@@ -177,7 +186,7 @@ def analyse(
         "ship_cfar_db": round(ships.cfar_threshold_db(noise_db), 3),
         "min_area_px": MIN_AREA_PX,
     }
-    return Analysis(mask, objects, found, thresholds)
+    return Analysis(mask, objects, found, thresholds, clock.laps)
 
 
 def _oil_from_net(
@@ -495,6 +504,19 @@ def make_slicks(
         slick.possible_source = _ship_at_end(o, big, (x - 1, y - 1), found)
         out.append(slick)
     return out
+
+
+class _Clock:
+    """Wall milliseconds of consecutive stages (`lap` ends one), for the records and bench."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(self.laps.get(stage, 0.0) + 1000 * (now - self._last), 2)
+        self._last = now
 
 
 def _ship_at_end(
