@@ -3,18 +3,20 @@
     python bench/stages.py                    # 20 scenes
     python bench/stages.py -n 2 --quiet-wait 0    # smoke run
 
-Runs in this process, on one thread, no server: decode, detect (incl. overlay
-drawing), overlay encode, mask encode, original preview, thumbnail, write_outputs,
-and the http backend's work around its remote call (the remote answered with the
+Runs in this process, on one thread (OpenCV too, as in one of the service's
+workers), no server, on scenes half PNG and half grey JPEG: decode, detect (and
+each of its stages, from its own wall-time record), each output (overlay, mask,
+mask preview, original preview, thumbnail, record), write_outputs as a whole, and
+the http backend's work around its remote call (the remote answered with the
 input itself, as the earlier system's echo model does). Each scene goes through
-twice; the first pass warms up, the second is timed. CPU time is the whole
-process's (OpenCV may spread one call over its own threads), so, unlike wall
-time, it does not depend on other processes' load.
+twice; the first pass warms up, the second is timed. CPU time, unlike wall time,
+does not depend on other processes' load.
 Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 import time
@@ -25,8 +27,15 @@ from typing import Any
 from _common import add_quiet_arg, finish, make_parser, quiet_before, say, session
 
 
-def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
-    """Wall and CPU ms per image of each step, over `n` synthetic scenes (seeds 3000..)."""
+def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float]]:
+    """Wall and CPU ms per image of each step, over `n` synthetic scenes (seeds 3000..):
+    half PNG, half grey JPEG (quality 90), as users send them.
+
+    OpenCV runs `threads` threads per call: 1, as in the service's workers, so the CPU
+    times are one worker's. The detector's own stages are its wall times (`timings_ms`).
+    """
+    import json
+
     import cv2
 
     from oilspill.backends import http as http_backend
@@ -37,10 +46,17 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
     from oilspill.sar import synth
     from oilspill.server import results
 
+    cv2.setNumThreads(threads)
     paths = []
     for i in range(n):
-        path = work / f"stage_{i}.png"
-        ok, buf = cv2.imencode(".png", synth.make_scene(3000 + i).image)
+        jpeg = i % 2 == 1
+        path = work / f"stage_{i}.{'jpg' if jpeg else 'png'}"
+        image = synth.make_scene(3000 + i).image
+        if jpeg:
+            image = cv2.convertScaleAbs(image, alpha=255.0 / max(int(image.max()), 1))
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        else:
+            ok, buf = cv2.imencode(".png", image)
         assert ok
         path.write_bytes(buf.tobytes())
         paths.append(path)
@@ -60,21 +76,29 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
     def encode_mask(mask: Any) -> bytes:
         return images.encode(mask, "png", labels=True)
 
+    def record(raster: Raster, seg: Any) -> bytes:
+        return json.dumps(results.describe(raster, seg), ensure_ascii=False).encode()
+
     out = work / "stages-out"
     out.mkdir()
     for rep in range(2):  # the first pass warms up; the second is timed
         totals.clear()
         for i, path in enumerate(paths):
+            fmt = "jpeg" if path.suffix == ".jpg" else "png"
             options = images.ReadOptions(10**9)
-            raster = timed("decode (PNG)", images.load, path, path.name, "png", options)
-            seg = timed("detect (incl. overlay drawing)", sar_backend.segment_raster, raster)
-            timed("overlay encode (PNG, BGR)", images.encode, seg.overlay, "png")
-            timed("mask encode (PNG)", encode_mask, seg.mask)
-            timed("original preview (JPEG)", preview, raster)
-            thumb = images.fit_within(seg.overlay[..., :3], results.THUMB_PX)
-            timed("thumbnail (JPEG)", images.encode, thumb, "jpeg")
+            raster = timed("decode", images.load, path, path.name, fmt, options)
+            seg = timed("detect (all stages)", sar_backend.segment_raster, raster)
+            for stage, ms in seg.info.get("timings_ms", {}).items():
+                wall = totals.get(f"  detect: {stage}", (0.0, math.nan))[0]
+                totals[f"  detect: {stage}"] = (wall + ms / 1000, math.nan)
+            timed(f"  output: overlay encode ({fmt.upper()})", images.encode, seg.overlay, fmt)
+            timed("  output: mask encode (PNG)", encode_mask, seg.mask)
+            timed("  output: mask preview (palette PNG)", results.mask_preview, seg.mask)
+            timed("  output: original preview (JPEG)", preview, raster)
+            timed("  output: thumbnail (JPEG)", results.thumbnail, seg.overlay)
+            timed("  output: record (JSON)", record, raster, seg)
             timed(
-                "write_outputs (all 5 files)",
+                "write_outputs (all files + record)",
                 results.write_outputs,
                 raster,
                 seg,
@@ -84,10 +108,10 @@ def stages(work: Path, n: int) -> dict[str, tuple[float, float]]:
             )
             # The http backend's work around the remote call, answered with the input itself
             # (an echo model server of the earlier API): no pixel is decoded.
-            header = timed("http: read the header", images.header, path, path.name, "png", options)
+            header = timed("http: read the header", images.header, path, path.name, fmt, options)
             header.source = path
-            timed("http: read the file, multipart", http_backend._form, path, "png")
-            echoed = transport.Answer(200, {"content-type": "image/png"}, path.read_bytes())
+            timed("http: read the file, multipart", http_backend._form, path, fmt)
+            echoed = transport.Answer(200, {"content-type": f"image/{fmt}"}, path.read_bytes())
             remote = timed("http: check the answer", http_backend._annotated_only, echoed, "x")
             timed(
                 "http: write_outputs (the answer)",
@@ -119,9 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with session("per-stage costs per image") as run:
         quiet_before(args.quiet_wait)
         say("\n== where one image's time goes (this process, one thread, 1250x650) ==")
-        say(f"  OpenCV threads per call: {cv2_threads()}")
         for key, (wall, cpu) in stages(run.work, args.images).items():
-            say(f"  {key:34s} {wall:7.1f} ms wall {cpu:7.1f} ms CPU")
+            say(f"  {key:40s} {wall:7.1f} ms wall {cpu:7.1f} ms CPU")
+        say(f"  OpenCV threads per call: {cv2_threads()} (as in one of the service's workers)")
         finish(run, [], __file__, parser, args)
     return 0
 

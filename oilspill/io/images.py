@@ -517,8 +517,17 @@ def to_display(pixels: np.ndarray) -> np.ndarray:
 
 
 def fit_within(pixels: np.ndarray, longest: int) -> np.ndarray:
-    """Downscale (never upscale) so the longest side is at most `longest`."""
+    """Downscale (never upscale) so the longest side is at most `longest` (area average).
+
+    Halvings first, while the image is over twice the target: OpenCV's 2x2 area average
+    is a fast path, and a 1250x650 overlay shrinks to 360 px in half the time.
+    """
     h, w = pixels.shape[:2]
+    if longest / max(h, w) >= 1:
+        return pixels
+    while max(h, w) >= 2 * longest and min(h, w) >= 2:
+        h, w = h // 2, w // 2
+        pixels = cv2.resize(pixels[: 2 * h, : 2 * w], (w, h), interpolation=cv2.INTER_AREA)
     scale = longest / max(h, w)
     if scale >= 1:
         return pixels
