@@ -1,0 +1,205 @@
+"""The embedded pipeline's speed, from one command: its parts, both cores, and what polling costs.
+
+    python bench/speed.py                              # 30 scenes, 3 rounds
+    python bench/speed.py -n 6 --rounds 1 --quiet-wait 0   # smoke run
+
+1. Parts, in this process on one thread (`stages.stages`): decode, the detector by
+   stage, each output, the record, in ms per 1250x650 image (half PNG, half JPEG).
+2. `oilspill serve --workers 1` and `--workers 2` side by side on the same zip of
+   `-n` scenes (half PNG, half JPEG), interleaved rounds: images/s upload to SUCCESS,
+   the 2-vs-1 ratio, and the end-to-end ratio to the parts: the 2-worker rate over
+   2 / (decode + detect + outputs, single-thread CPU s per image). The zip's cost is
+   the time from SUCCESS to the download's last byte, per image.
+3. Status latency: 50 concurrent pollers (threads, each polling once a second like the page,
+   alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
+   are busy: p50 and p99 of each.
+4. `oilspill segment` on one scene: process start to its result on disk.
+
+Targets of issue 14 beside each figure. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from _common import (
+    REQUEST_TIMEOUT,
+    SCENE_SIZE,
+    Config,
+    Row,
+    add_rounds_args,
+    finish,
+    make_parser,
+    median,
+    percentile,
+    quiet_before,
+    run_rounds,
+    say,
+    session,
+    upload,
+    warm_zip,
+)
+from stages import stages
+
+POLLERS = 50
+POLL_EVERY_S = 1.0  # as the web page polls a running job
+
+
+def mixed_zip(path: Path, n: int, seed: int) -> Path:
+    """`n` synthetic scenes, even ones PNG (16-bit amplitude), odd ones grey JPEG."""
+    import cv2
+
+    from oilspill.sar import synth
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for k in range(n):
+            image = synth.make_scene(seed=seed + k, size=SCENE_SIZE).image
+            if k % 2:
+                image = cv2.convertScaleAbs(image, alpha=255.0 / max(int(image.max()), 1))
+                ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                name = f"scene_{seed + k:05d}.jpg"
+            else:
+                ok, data = cv2.imencode(".png", image)
+                name = f"scene_{seed + k:05d}.png"
+            assert ok
+            zf.writestr(name, data.tobytes())
+    return path
+
+
+def poll_latencies(url: str, zip_path: Path, images: int) -> dict[str, list[float]]:
+    """Latencies (ms) of both status calls from POLLERS threads while every worker is busy."""
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+        job = upload(client, zip_path)
+    job_id = job["job_id"]
+    out: dict[str, list[float]] = {"legacy": [], "v1": []}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def poller(n: int) -> None:
+        paths = (f"/api/status/{job_id}", f"/api/v1/jobs/{job_id}")
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+            deadline = time.monotonic() + 600
+            k = n
+            # Independent clients are not in step: each starts at its own point of the period.
+            time.sleep(POLL_EVERY_S * n / POLLERS)
+            while not done.is_set() and time.monotonic() < deadline:
+                path = paths[k % 2]
+                k += 1
+                t0 = time.perf_counter()
+                answer = client.get(path)
+                ms = 1000 * (time.perf_counter() - t0)
+                body = answer.json()
+                if body["status"] in ("SUCCESS", "FAILURE"):
+                    done.set()
+                    break
+                left = body["total"] - body["processed"] if "total" in body else None
+                if left is None:
+                    left = body["progress"]["total"] - body["progress"]["done"]
+                if body["status"] == "STARTED" and left > 2:  # both workers busy
+                    with lock:
+                        out["legacy" if path.startswith("/api/status") else "v1"].append(ms)
+                time.sleep(POLL_EVERY_S)
+
+    threads = [threading.Thread(target=poller, args=(n,)) for n in range(POLLERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=660)
+    with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+        client.delete(f"/api/v1/jobs/{job_id}")
+    return out
+
+
+def segment_one(work: Path) -> float:
+    """Seconds from `oilspill segment` starting to its exit with the result written."""
+    import cv2
+
+    from oilspill.sar import synth
+
+    scene = work / "one.png"
+    ok, data = cv2.imencode(".png", synth.make_scene(seed=4242, size=SCENE_SIZE).image)
+    assert ok
+    scene.write_bytes(data.tobytes())
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "oilspill", "segment", str(scene), "-o", str(work / "one-out")],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return time.perf_counter() - t0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser(__doc__)
+    add_rounds_args(parser, images=30, rounds=3)
+    args = parser.parse_args(argv)
+    with session("the embedded pipeline's speed") as run:
+        quiet_before(args.quiet_wait)
+        say(f"\n== 1. parts: ms per {SCENE_SIZE[0]}x{SCENE_SIZE[1]} image, one thread ==")
+        parts = stages(run.work, min(args.images, 20))
+        for key, (wall, cpu) in parts.items():
+            say(f"  {key:40s} {wall:7.1f} ms wall {cpu:7.1f} ms CPU")
+        part_ms = sum(parts[k][1] for k in ("decode", "detect (all stages)"))
+        part_ms += parts["write_outputs (all files + record)"][1]
+        bound = 2 * 1000 / part_ms  # images/s two cores could do with nothing else to pay
+
+        say(f"\n== 2. the service, --workers 1 vs 2: {args.images} scenes, {args.rounds} rounds ==")
+        scenes = mixed_zip(run.work / "scenes.zip", args.images, seed=1000)
+        warm = warm_zip(run.work)
+        w1 = Config("w1", "embedded, --workers 1", ["--workers", "1"])
+        w2 = Config("w2", "embedded, --workers 2", ["--workers", "2"])
+        for cfg in (w1, w2):
+            cfg.start(run.work, run.stack, warm)
+        run_rounds([w1, w2], scenes, args.images, args.rounds, run.work, args.quiet_wait)
+        for cfg in (w1, w2):
+            say(cfg.summary())
+        zip_ms = median([1000 * (r.download_s - r.success_s) / r.images for r in w2.used])
+
+        say(f"\n== 3. status latency: {POLLERS} pollers while both workers are busy ==")
+        assert w2.server is not None
+        quiet_before(args.quiet_wait)
+        lat = poll_latencies(w2.server.url, scenes, args.images)
+        for name, values in lat.items():
+            say(
+                f"  {name:6s} p50 {percentile(values, 50):6.1f} ms  p99 "
+                f"{percentile(values, 99):6.1f} ms  (n={len(values)})"
+            )
+        for cfg in (w1, w2):
+            assert cfg.server is not None
+            cfg.server.stop()
+
+        say("\n== 4. oilspill segment, one scene ==")
+        first = segment_one(run.work)
+        say(f"  process start to result: {first:.2f} s")
+
+        detect_mpx = 1e-3 * SCENE_SIZE[0] * SCENE_SIZE[1] / parts["detect (all stages)"][1]
+        outputs_ms = parts["write_outputs (all files + record)"][1]
+        worse = {"higher_is_better": False}
+        rows = [
+            Row("parts: decode + detect + outputs, CPU", part_ms, "ms"),
+            Row("  detect alone: Mpx/s on one core", detect_mpx, "Mpx/s", 8.0),
+            Row("  outputs (write_outputs), CPU", outputs_ms, "ms", 15.0, **worse),
+            Row("embedded, 1 worker", w1.rate(), "img/s"),
+            Row("embedded, 2 workers", w2.rate(), "img/s"),
+            Row("2 vs 1 workers", w2.rate() / w1.rate(), "x", 1.8),
+            Row("2 workers vs the parts' bound", w2.rate() / bound, "x", 0.85),
+            Row("zip stream, per image", zip_ms, "ms"),
+            Row("status p99, legacy, 50 pollers", percentile(lat["legacy"], 99), "ms", 20, **worse),
+            Row("status p99, v1 job, 50 pollers", percentile(lat["v1"], 99), "ms", 20.0, **worse),
+            Row("oilspill segment: start to result", first, "s", 1.0, **worse),
+        ]  # fmt: skip
+        say("  (the 'old system' column holds issue 14's targets here)")
+        finish(run, rows, __file__, parser, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
