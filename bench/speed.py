@@ -5,14 +5,15 @@
 
 1. Parts, in this process on one thread (`stages.stages`): decode, the detector by
    stage, each output, the record, in ms per 1250x650 image (half PNG, half JPEG).
-2. `oilspill serve --workers 1` and `--workers 2` side by side on the same zip of
-   `-n` scenes (half PNG, half JPEG), interleaved rounds: images/s upload to SUCCESS,
-   the 2-vs-1 ratio, and the end-to-end ratio to the parts: the 2-worker rate over
-   2 / (decode + detect + outputs, single-thread CPU s per image). The zip's cost is
-   the time from SUCCESS to the download's last byte, per image.
+2. `oilspill serve --workers 1`, `--workers 2` (threads) and `--workers 2
+   --worker-processes 1` side by side on the same zip of `-n` scenes (half PNG, half
+   JPEG), interleaved rounds: images/s upload to SUCCESS, the 2-vs-1 ratios, and the
+   end-to-end ratio to the parts: the 2-worker rate over 2 / (decode + detect +
+   outputs, single-thread CPU s per image). The zip's cost is the time from SUCCESS
+   to the download's last byte, per image.
 3. Status latency: 50 concurrent pollers (threads, each polling once a second like the page,
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
-   are busy: p50 and p99 of each.
+   are busy: p50 and p99 of each, with threads and with worker processes.
 4. `oilspill segment` on one scene: process start to its result on disk.
 
 Targets of issue 14 beside each figure. Prints figures; asserts nothing.
@@ -156,23 +157,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = warm_zip(run.work)
         w1 = Config("w1", "embedded, --workers 1", ["--workers", "1"])
         w2 = Config("w2", "embedded, --workers 2", ["--workers", "2"])
-        for cfg in (w1, w2):
+        w2p = Config("w2p", "embedded, 2 worker processes", ["--workers", "2"])
+        w2p.args += ["--worker-processes", "1"]
+        configs = (w1, w2, w2p)
+        for cfg in configs:
             cfg.start(run.work, run.stack, warm)
-        run_rounds([w1, w2], scenes, args.images, args.rounds, run.work, args.quiet_wait)
-        for cfg in (w1, w2):
+        run_rounds(configs, scenes, args.images, args.rounds, run.work, args.quiet_wait)
+        for cfg in configs:
             say(cfg.summary())
         zip_ms = median([1000 * (r.download_s - r.success_s) / r.images for r in w2.used])
 
         say(f"\n== 3. status latency: {POLLERS} pollers while both workers are busy ==")
-        assert w2.server is not None
-        quiet_before(args.quiet_wait)
-        lat = poll_latencies(w2.server.url, scenes, args.images)
-        for name, values in lat.items():
-            say(
-                f"  {name:6s} p50 {percentile(values, 50):6.1f} ms  p99 "
-                f"{percentile(values, 99):6.1f} ms  (n={len(values)})"
-            )
-        for cfg in (w1, w2):
+        lat: dict[str, list[float]] = {}
+        latp: dict[str, list[float]] = {}
+        for cfg, into in ((w2, lat), (w2p, latp)):
+            assert cfg.server is not None
+            quiet_before(args.quiet_wait)
+            into.update(poll_latencies(cfg.server.url, scenes, args.images))
+            for name, values in into.items():
+                say(
+                    f"  {cfg.key:4s} {name:6s} p50 {percentile(values, 50):6.1f} ms  p99 "
+                    f"{percentile(values, 99):6.1f} ms  (n={len(values)})"
+                )
+        for cfg in configs:
             assert cfg.server is not None
             cfg.server.stop()
 
@@ -189,11 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             Row("  outputs (write_outputs), CPU", outputs_ms, "ms", 15.0, **worse),
             Row("embedded, 1 worker", w1.rate(), "img/s"),
             Row("embedded, 2 workers", w2.rate(), "img/s"),
+            Row("embedded, 2 worker processes", w2p.rate(), "img/s"),
             Row("2 vs 1 workers", w2.rate() / w1.rate(), "x", 1.8),
+            Row("2 processes vs 1 worker", w2p.rate() / w1.rate(), "x", 1.8),
             Row("2 workers vs the parts' bound", w2.rate() / bound, "x", 0.85),
+            Row("2 processes vs the parts' bound", w2p.rate() / bound, "x", 0.85),
             Row("zip stream, per image", zip_ms, "ms"),
             Row("status p99, legacy, 50 pollers", percentile(lat["legacy"], 99), "ms", 20, **worse),
             Row("status p99, v1 job, 50 pollers", percentile(lat["v1"], 99), "ms", 20.0, **worse),
+            Row("  with processes: legacy", percentile(latp["legacy"], 99), "ms", 20, **worse),
+            Row("  with processes: v1 job", percentile(latp["v1"], 99), "ms", 20, **worse),
             Row("oilspill segment: start to result", first, "s", 1.0, **worse),
         ]  # fmt: skip
         say("  (the 'old system' column holds issue 14's targets here)")

@@ -84,6 +84,12 @@ class Settings:
     data_dir: Path = _setting("./results", "Folder for uploads, job files and results.", Path)
     ttl: int = _setting(600, "Seconds a finished job's results stay downloadable.")
     workers: int = _setting(0, "Images processed at once; 0 means one per CPU core.")
+    worker_processes: bool = _setting(
+        False,
+        "Run the embedded detector's images in worker processes, not threads: the API "
+        "shares no interpreter lock with them (1/true/yes; more memory per worker).",
+        _bool,
+    )
     max_upload_mb: int = _setting(
         2048,
         "Largest accepted upload, in MiB (413 past it); a Sentinel-1 GRD product is ~1-1.7 GiB.",

@@ -1,13 +1,24 @@
 """The CPU pool: blocking work in threads, at most `--workers` at once.
 
 One limiter for all CPU work, so segmentation can never starve the threads
-that serve files and uploads.
+that serve files and uploads. With `processes`, whole images of the embedded
+detector run in worker processes instead (`run_isolated`): their Python and
+NumPy work then holds no lock the event loop needs (the GIL), at the price of a
+process per worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
 import functools
+import multiprocessing
+import os
+import signal
+import sys
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
@@ -20,15 +31,60 @@ T = TypeVar("T")
 class CpuPool:
     """Runs blocking CPU work in threads, at most `size` at once (0 runs it inline, for tools)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, processes: bool = False) -> None:
         self.size = size
         # Our threads are the parallelism: OpenCV's own pool would add threads on top,
         # so `--workers 1` used 1.3 cores and 2 workers fought over 2 cores.
         cv2.setNumThreads(1)
         self._limiter = anyio.CapacityLimiter(max(size, 1))
+        self._processes: ProcessPoolExecutor | None = None
+        if processes and size > 0:
+            # spawn: fresh interpreters, not forks of this process and its threads (unsafe);
+            # they are this process's children, and die with it (`_child_init`).
+            context = multiprocessing.get_context("spawn")
+            self._processes = ProcessPoolExecutor(size, context, initializer=_child_init)
+
+    @property
+    def processes(self) -> bool:
+        """True when whole images run in worker processes (`run_isolated`)."""
+        return self._processes is not None
+
+    async def run_isolated(self, func: Callable[..., T], *args: Any) -> T:
+        """`func(*args)` in a worker process when there are some, else as `run` does; the
+        arguments and the result cross by pickling, so keep them small (paths, records)."""
+        if self._processes is None:
+            return await self.run(func, *args)
+        async with self._limiter:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._processes, functools.partial(func, *args))
+
+    async def aclose(self) -> None:
+        """Stop the worker processes: queued calls are dropped, running ones end first
+        (the runner has already waited for its images, up to the shutdown grace)."""
+        if self._processes is not None:
+            pool, self._processes = self._processes, None
+            await anyio.to_thread.run_sync(functools.partial(pool.shutdown, cancel_futures=True))
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(func, *args, **kwargs)
         if self.size == 0:
             return call()
         return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
+
+
+def _child_init() -> None:
+    cv2.setNumThreads(1)  # one image per process: the processes are the parallelism
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the service dies, even by SIGKILL, so no
+    worker outlives it (elsewhere workers exit when the service closes the pool)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the service died before the line above ran
+        os._exit(1)

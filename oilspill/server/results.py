@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from oilspill.backends.base import Segmentation
+from oilspill.backends.sar import segment_raster
 from oilspill.errors import BackendError, ImageError
 from oilspill.io import images
 from oilspill.io.georef import write_cog_mask
@@ -55,6 +56,27 @@ def output_suffix(kind: str, item: Item) -> str | None:
         "mask": mask_suffix(item.mask_name),
         "mask-preview": MASK_PREVIEW_SUFFIX,
     }.get(kind)
+
+
+def process_file(
+    path: Path,
+    name: str,
+    fmt: str,
+    options: images.ReadOptions,
+    pixel_size_m: float | None,
+    out_dir: Path,
+    index: int,
+    mask_name: str,
+) -> dict[str, Any]:
+    """Decode, segment with the embedded detector and write one image's outputs; its record
+    (blocking). What a worker process runs: only paths go in and the record comes out."""
+    raster = images.load(path, name, fmt, options)
+    try:
+        raster.source = path
+        seg = segment_raster(raster, pixel_size_m)
+        return write_outputs(raster, seg, out_dir, index, mask_name)
+    finally:
+        raster.close()
 
 
 def write_outputs(

@@ -214,6 +214,19 @@ class Runner:
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)
         try:
+            if self.cpu.processes and self.segmenter.name == "sar":  # all in a worker process
+                pixel_size = getattr(self.segmenter, "pixel_size_m", None)
+                return await self.cpu.run_isolated(
+                    results.process_file,
+                    path,
+                    item.name,
+                    item.fmt,
+                    self.read_options,
+                    pixel_size,
+                    self.store.out_dir(job.id),
+                    item.index,
+                    item.mask_name,
+                )
             # A backend that sends the file itself gets it undecoded (`images.header`).
             read = images.load if self.segmenter.decodes else images.header
             started = time.monotonic()

@@ -51,7 +51,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
-        self.cpu = CpuPool(settings.worker_count)
+        self.cpu = CpuPool(settings.worker_count, settings.worker_processes)
         self.segmenter = segmenter or make_segmenter(settings, self.cpu)
         self.metrics = metrics or Metrics(self.segmenter.name)
         self.clients = ClientLimits(settings.max_jobs_per_client, settings.uploads_per_minute)
@@ -127,6 +127,7 @@ class Service:
         await self.webhooks.aclose(grace=min(5.0, self.settings.shutdown_grace))
         await self._stack.aclose()
         await self.segmenter.aclose()
+        await self.cpu.aclose()
         log.info("service stopped: %r", self.runner)
 
     async def _recover(self) -> None:

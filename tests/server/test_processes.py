@@ -1,0 +1,72 @@
+"""--worker-processes: the embedded detector's images in worker processes, same results."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import Server, encode, image_zip, make_zip, sar_image, upload, wait_for
+from starlette.testclient import TestClient
+
+
+def _images(client: TestClient, data: bytes) -> list[dict[str, object]]:
+    job_id = upload(client, data).json()["job_id"]
+    wait_for(client, job_id)
+    images: list[dict[str, object]] = client.get(f"/api/v1/jobs/{job_id}").json()["images"]
+    return images
+
+
+def test_processes_give_the_threads_results_and_keep_a_broken_image_its_own(
+    make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    scenes = {f"s{n}.png": encode(sar_image(n, (320, 240))) for n in range(3)}
+    data = make_zip({**scenes, "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40})
+    threads = _images(make_client(data_dir=tmp_path / "threads"), data)
+    processes = _images(make_client(data_dir=tmp_path / "processes", worker_processes=True), data)
+    keys = ("name", "status", "slicks", "oil_pixels", "error_code")
+    assert [{k: i[k] for k in keys} for i in processes] == [
+        {k: i[k] for k in keys} for i in threads
+    ]
+    assert [i["status"] for i in processes] == ["done", "done", "done", "failed"]
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux's")
+def test_worker_processes_die_with_a_killed_service(
+    start_server: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start_server("--workers", "2", "--worker-processes", "1")
+    with server.client() as client:
+        assert (
+            wait_for(client, upload(client, image_zip(4)).json()["job_id"])["status"] == "SUCCESS"
+        )
+    workers = [p for p in _children(server.proc.pid) if "spawn_main" in _cmdline(p)]
+    assert len(workers) == 2
+    server.stop(kill=True)  # SIGKILL: nothing of ours runs to stop them
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.05)
+    assert not [p for p in workers if Path(f"/proc/{p}").exists() and _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
