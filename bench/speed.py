@@ -11,7 +11,7 @@
    end-to-end ratio to the parts: the 2-worker rate over 2 / (decode + detect +
    outputs, single-thread CPU s per image). The zip's cost is the time from SUCCESS
    to the download's last byte, per image.
-3. Status latency: 50 concurrent pollers (threads, each polling once a second like the page,
+3. Status latency: 50 concurrent pollers (asyncio tasks, each polling once a second like the page,
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
    are busy: p50 and p99 of each, with threads and with worker processes.
 4. `oilspill segment` on one scene: process start to its result on disk.
@@ -21,9 +21,9 @@ Targets of issue 14 beside each figure. Prints figures; asserts nothing.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Sequence
@@ -75,44 +75,48 @@ def mixed_zip(path: Path, n: int, seed: int) -> Path:
 
 
 def poll_latencies(url: str, zip_path: Path, images: int) -> dict[str, list[float]]:
-    """Latencies (ms) of both status calls from POLLERS threads while every worker is busy."""
+    """Latencies (ms) of both status calls from POLLERS clients while every worker is busy.
+
+    The pollers are tasks of one asyncio loop, not threads: 50 threads of one Python
+    client would wait for each other's GIL and measure that instead of the server.
+    """
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
         job = upload(client, zip_path)
     job_id = job["job_id"]
     out: dict[str, list[float]] = {"legacy": [], "v1": []}
-    lock = threading.Lock()
-    done = threading.Event()
 
-    def poller(n: int) -> None:
-        paths = (f"/api/status/{job_id}", f"/api/v1/jobs/{job_id}")
-        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
-            deadline = time.monotonic() + 600
-            k = n
-            # Independent clients are not in step: each starts at its own point of the period.
-            time.sleep(POLL_EVERY_S * n / POLLERS)
-            while not done.is_set() and time.monotonic() < deadline:
-                path = paths[k % 2]
-                k += 1
-                t0 = time.perf_counter()
-                answer = client.get(path)
-                ms = 1000 * (time.perf_counter() - t0)
-                body = answer.json()
-                if body["status"] in ("SUCCESS", "FAILURE"):
-                    done.set()
-                    break
-                left = body["total"] - body["processed"] if "total" in body else None
-                if left is None:
-                    left = body["progress"]["total"] - body["progress"]["done"]
-                if body["status"] == "STARTED" and left > 2:  # both workers busy
-                    with lock:
+    async def poll_all() -> None:
+        done = asyncio.Event()
+        limits = httpx.Limits(max_connections=POLLERS, max_keepalive_connections=POLLERS)
+        async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits) as c:
+
+            async def poller(n: int) -> None:
+                paths = (f"/api/status/{job_id}", f"/api/v1/jobs/{job_id}")
+                # Independent clients are not in step: each starts at its own point.
+                await asyncio.sleep(POLL_EVERY_S * n / POLLERS)
+                deadline = time.monotonic() + 600
+                k = n
+                while not done.is_set() and time.monotonic() < deadline:
+                    path = paths[k % 2]
+                    k += 1
+                    t0 = time.perf_counter()
+                    answer = await c.get(path)
+                    ms = 1000 * (time.perf_counter() - t0)
+                    body = answer.json()
+                    if body["status"] in ("SUCCESS", "FAILURE"):
+                        done.set()
+                        break
+                    if "total" in body:
+                        left = body["total"] - body["processed"]
+                    else:
+                        left = body["progress"]["total"] - body["progress"]["done"]
+                    if body["status"] == "STARTED" and left > 2:  # both workers busy
                         out["legacy" if path.startswith("/api/status") else "v1"].append(ms)
-                time.sleep(POLL_EVERY_S)
+                    await asyncio.sleep(POLL_EVERY_S)
 
-    threads = [threading.Thread(target=poller, args=(n,)) for n in range(POLLERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=660)
+            await asyncio.gather(*(poller(n) for n in range(POLLERS)))
+
+    asyncio.run(poll_all())
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
         client.delete(f"/api/v1/jobs/{job_id}")
     return out

@@ -26,6 +26,7 @@ import anyio.to_thread
 import cv2
 
 T = TypeVar("T")
+WORKER_NICE = 10  # worker processes' niceness, above the service's
 
 
 class CpuPool:
@@ -75,6 +76,10 @@ class CpuPool:
 def _child_init() -> None:
     cv2.setNumThreads(1)  # one image per process: the processes are the parallelism
     _die_with_parent()
+    # Below the service in the kernel's eyes: when the cores are busy with images, the
+    # process that answers the API (and hands out the work) still runs first.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
 
 
 def _die_with_parent() -> None:
