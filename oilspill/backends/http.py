@@ -123,21 +123,12 @@ class HttpSegmenter:
         self, body: bytes, headers: dict[str, str], params: dict[str, str]
     ) -> tuple[transport.Answer, Endpoint]:
         """POST to the least busy endpoint, retrying transient failures; the 200 answer."""
-        last = "no model server configured"
-        for attempt in range(self.retries + 1):
-            endpoint = self._pick()
-            try:
-                answer = await self._try(endpoint, body, headers, params)
-            except retry.Retry as exc:
-                last = exc.message
-                if attempt == self.retries:
-                    break
-                delay = retry.delay(attempt, exc.after, self.timeout)
-                log.info("%s; retry %d of %d in %.2fs", last, attempt + 1, self.retries, delay)
-                await asyncio.sleep(delay)
-                continue
-            return answer, endpoint
-        raise BackendError(f"{last} (after {self.retries + 1} tries)")
+
+        async def attempt() -> tuple[transport.Answer, Endpoint]:
+            endpoint = self._pick()  # each try goes to the least busy endpoint then
+            return await self._try(endpoint, body, headers, params), endpoint
+
+        return await retry.with_retries(attempt, self.retries, self.timeout)
 
     async def _try(
         self, endpoint: Endpoint, body: bytes, headers: dict[str, str], params: dict[str, str]

@@ -8,10 +8,19 @@ is retried: a 4xx is the image's own error.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
+import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from oilspill.errors import BackendError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BACKOFF_S = 0.2  # first retry after 0.2-0.4 s, then doubling
 BACKOFF_MAX_S = 10.0
@@ -46,3 +55,21 @@ def retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time())
     return None
+
+
+async def with_retries(attempt: Callable[[], Awaitable[T]], retries: int, longest: float) -> T:
+    """`attempt()` until it answers, at most `retries` + 1 times, waiting `delay` between
+    tries that raise Retry (a Retry-After at most `longest` s, the request timeout);
+    BackendError saying the last failure when none answered."""
+    last = "no attempt was made"
+    for n in range(retries + 1):
+        try:
+            return await attempt()
+        except Retry as exc:
+            last = exc.message
+            if n == retries:
+                break
+            wait = delay(n, exc.after, longest)
+            log.info("%s; retry %d of %d in %.2fs", last, n + 1, retries, wait)
+            await asyncio.sleep(wait)
+    raise BackendError(f"{last} (after {retries + 1} tries)")

@@ -332,18 +332,11 @@ class V2Segmenter:
         """The answer to a request, retried after transient failures; BackendError when
         none came after `--ml-retries` retries. A 4xx, or a status in `final`, is
         returned, not retried."""
-        last = ""
-        for attempt in range(self.retries + 1):
-            try:
-                return await self._attempt(method, path, body, headers, final)
-            except retry.Retry as exc:
-                last = exc.message
-                if attempt == self.retries:
-                    break
-                delay = retry.delay(attempt, exc.after, self.timeout)
-                log.info("%s; retry %d of %d in %.2fs", last, attempt + 1, self.retries, delay)
-                await asyncio.sleep(delay)
-        raise BackendError(f"{last} (after {self.retries + 1} tries)")
+
+        async def attempt() -> httpx.Response:
+            return await self._attempt(method, path, body, headers, final)
+
+        return await retry.with_retries(attempt, self.retries, self.timeout)
 
     async def _attempt(
         self,
