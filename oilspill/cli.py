@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oilspill import __version__
 from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings, markdown_table
@@ -198,16 +198,25 @@ def _serve(settings: Settings) -> int:
     log.info("oilspill %s on http://%s:%d/", __version__, settings.host, settings.port)
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        # JSON: uvicorn's own lines (access log included) go through our handler too.
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+        **_uvicorn_options(settings),
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
     return 0
+
+
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Where and how uvicorn listens and logs, for `serve` and `ml-serve`."""
+    import uvicorn.config
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        # JSON: uvicorn's own lines (access log included) go through our handler too.
+        "log_config": None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
+    }
 
 
 def _ml_serve(settings: Settings) -> int:
@@ -219,13 +228,7 @@ def _ml_serve(settings: Settings) -> int:
     log.info(
         "oilspill ml-serve %s on http://%s:%d/segment", __version__, settings.host, settings.port
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
-    )
+    uvicorn.run(app, **_uvicorn_options(settings))
     return 0
 
 
