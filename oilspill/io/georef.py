@@ -13,14 +13,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import rasterio
-import rasterio.shutil
-from rasterio.control import GroundControlPoint
-from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning
-from rasterio.io import MemoryFile
-from rasterio.transform import Affine
-from rasterio.windows import Window
 
 Transform = tuple[float, float, float, float, float, float]
 Gcp = tuple[float, float, float, float]  # (col, row, lon, lat); col/row 0,0 = top-left corner
@@ -98,6 +90,9 @@ def read_georef(path: Path) -> Georef | None:
     An affine transform with its CRS, or (Sentinel-1 GRD measurement files)
     a grid of tie points, read as GCPs in lon/lat.
     """
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         try:
@@ -123,6 +118,9 @@ def read_georef(path: Path) -> Georef | None:
 
 
 def _profile(georef: Georef | None) -> dict[str, Any]:
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
     if georef is None:
         return {}
     if georef.transform is not None:
@@ -135,6 +133,9 @@ def _profile(georef: Georef | None) -> dict[str, Any]:
 
 
 def _set_gcps(dst: Any, georef: Georef | None) -> None:
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
     if georef is not None and georef.transform is None and georef.gcps:
         points = [GroundControlPoint(row=r, col=c, x=lon, y=lat) for c, r, lon, lat in georef.gcps]
         dst.gcps = (points, CRS.from_epsg(4326))
@@ -142,6 +143,9 @@ def _set_gcps(dst: Any, georef: Georef | None) -> None:
 
 def encode_geotiff(image: np.ndarray, georef: Georef | None) -> bytes:
     """A GeoTIFF (deflate) of a 2-D `image` carrying `georef` (for synthetic scenes and tests)."""
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.io import MemoryFile
+
     profile = {"driver": "GTiff", "height": image.shape[0], "width": image.shape[1], "count": 1,
                "dtype": image.dtype.name, "compress": "deflate", **_profile(georef)}  # fmt: skip
     with warnings.catch_warnings():
@@ -176,6 +180,11 @@ def write_cog_mask(
     anything cut into windows the same way (a TileMask): it is written
     `block` x `block` pixels at a time, so a scene's mask is never whole here.
     """
+    import rasterio
+    import rasterio.shutil
+    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.windows import Window
+
     profile = {"driver": "GTiff", "height": mask.shape[0], "width": mask.shape[1], "count": 1,
                "dtype": "uint8", "nodata": NODATA, "tiled": True, "blockxsize": 512,
                "blockysize": 512, "compress": "deflate", **_profile(georef)}  # fmt: skip

@@ -13,23 +13,30 @@ the masks and slick records: (0, 0) is the centre of the top-left pixel.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio.features
 import shapely
-from pyproj import CRS, Geod, Transformer
-from rasterio.control import GroundControlPoint
-from rasterio.transform import GCPTransformer
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.polygon import orient
 
 from oilspill.io.georef import Georef
 
-WGS84 = Geod(ellps="WGS84")
+if TYPE_CHECKING:  # imported when a raster is georeferenced: ~0.25 s of start-up otherwise
+    from pyproj import Geod, Transformer
+    from rasterio.transform import GCPTransformer
+
+
+@functools.cache
+def wgs84() -> Geod:
+    """The WGS84 ellipsoid, for geodesic lengths and areas."""
+    from pyproj import Geod
+
+    return Geod(ellps="WGS84")
 
 
 @dataclass
@@ -48,6 +55,10 @@ class Ground:
     """Maps one raster's pixels to lon/lat and measures regions of it on the ellipsoid."""
 
     def __init__(self, georef: Georef) -> None:
+        from pyproj import CRS, Transformer
+        from rasterio.control import GroundControlPoint
+        from rasterio.transform import GCPTransformer
+
         self.georef = georef
         self._gcp: GCPTransformer | None = None
         self._proj: Transformer | None = None
@@ -101,15 +112,15 @@ class Ground:
         """Ground size (x, y) in metres of one pixel around pixel position `at`, geodesic."""
         x, y = at
         ll = self.lonlat(np.array([[x - 5, y], [x + 5, y], [x, y - 5], [x, y + 5]]))
-        _, _, dist_x = WGS84.inv(ll[0, 0], ll[0, 1], ll[1, 0], ll[1, 1])
-        _, _, dist_y = WGS84.inv(ll[2, 0], ll[2, 1], ll[3, 0], ll[3, 1])
+        _, _, dist_x = wgs84().inv(ll[0, 0], ll[0, 1], ll[1, 0], ll[1, 1])
+        _, _, dist_y = wgs84().inv(ll[2, 0], ll[2, 1], ll[3, 0], ll[3, 1])
         return float(dist_x) / 10, float(dist_y) / 10
 
     def metres_per_pixel_along(self, at: tuple[float, float], angle: float) -> float:
         """Ground metres of one pixel step from `at` in direction `angle` (radians, image axes)."""
         ux, uy = 5 * math.cos(angle), 5 * math.sin(angle)
         ll = self.lonlat(np.array([[at[0] - ux, at[1] - uy], [at[0] + ux, at[1] + uy]]))
-        _, _, dist = WGS84.inv(ll[0, 0], ll[0, 1], ll[1, 0], ll[1, 1])
+        _, _, dist = wgs84().inv(ll[0, 0], ll[0, 1], ll[1, 0], ll[1, 1])
         return float(dist) / 10
 
     def outline(
@@ -157,10 +168,10 @@ class Ground:
         area / length, the mean width.
         """
         traced = pixel_outline(region)  # once: the exact outline and its simplification
-        area_m2, _ = WGS84.geometry_area_perimeter(self._on_ground(traced, x0, y0, 0.0))
+        area_m2, _ = wgs84().geometry_area_perimeter(self._on_ground(traced, x0, y0, 0.0))
         area_m2 = abs(float(area_m2))
         simple = self._on_ground(traced, x0, y0, simplify_px)
-        _, perimeter = WGS84.geometry_area_perimeter(simple)
+        _, perimeter = wgs84().geometry_area_perimeter(simple)
         ys, xs = np.nonzero(region)
         centre = (x0 + float(xs.mean()), y0 + float(ys.mean()))
         along = self.metres_per_pixel_along(centre, axis_angle)
@@ -180,6 +191,8 @@ def pixel_outline(region: np.ndarray) -> list[Polygon]:
     """Polygons along the pixel edges of a boolean region (GDAL's polygonize), holes kept."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        import rasterio.features
+
         pieces = rasterio.features.shapes(region.astype(np.uint8), mask=region, connectivity=8)
         return [p for geom, _ in pieces if isinstance(p := shape(geom), Polygon)]
 

@@ -26,8 +26,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 
 from oilspill.errors import ImageError
 from oilspill.io.georef import Georef, with_pixel_size
@@ -239,6 +237,8 @@ class Product:
         self.lines = int(_text(annotation, ".//imageInformation/numberOfLines", "0"))
         self.samples = int(_text(annotation, ".//imageInformation/numberOfSamples", "0"))
         self._lock = threading.Lock()
+        import rasterio  # here: intake reads manifests with this module, not rasters
+
         self._src = rasterio.open(self.measurement)
         if (self._src.height, self._src.width) != (self.lines, self.samples) or self.lines == 0:
             self.lines, self.samples = self._src.height, self._src.width
@@ -282,7 +282,8 @@ class Product:
 
     def dn(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         with self._lock:
-            out: np.ndarray = self._src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+            window = ((r0, r1), (c0, c1))  # rasterio's (row, col) ranges
+            out: np.ndarray = self._src.read(1, window=window)
         return out
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
