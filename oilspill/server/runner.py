@@ -22,6 +22,7 @@ import anyio.to_thread
 
 from oilspill.backends import CpuPool
 from oilspill.backends.base import Segmenter
+from oilspill.backends.sar import LocalSegmenter
 from oilspill.errors import ImageError, is_disk_full
 from oilspill.io import images
 from oilspill.server import logs, reports, results
@@ -214,19 +215,21 @@ class Runner:
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)
         try:
-            if self.cpu.processes and self.segmenter.name == "sar":  # all in a worker process
-                pixel_size = getattr(self.segmenter, "pixel_size_m", None)
-                return await self.cpu.run_isolated(
+            if self.cpu.processes and isinstance(self.segmenter, LocalSegmenter):
+                started = time.monotonic()  # the whole image, in a worker process
+                whole: dict[str, Any] = await self.cpu.run_isolated(
                     results.process_file,
                     path,
                     item.name,
                     item.fmt,
                     self.read_options,
-                    pixel_size,
+                    self.segmenter.pixel_size_m,
                     self.store.out_dir(job.id),
                     item.index,
                     item.mask_name,
                 )
+                self._timed("segment", started)
+                return whole
             # A backend that sends the file itself gets it undecoded (`images.header`).
             read = images.load if self.segmenter.decodes else images.header
             started = time.monotonic()
