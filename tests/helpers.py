@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import cv2
 import httpx
 import numpy as np
+import uvicorn
 
 
 def sar_image(seed: int = 0, size: tuple[int, int] = (320, 240), slick: bool = True) -> np.ndarray:
@@ -115,3 +119,23 @@ class Server:
                 self.proc.wait()
         self._log_fh.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: Any, **config: Any) -> Iterator[uvicorn.Server]:
+    """An ASGI app under uvicorn on 127.0.0.1 in a thread, on `server.config.port` (a free
+    one), until the block ends; start and stop are bounded."""
+    port = free_port()
+    options = {"log_level": "error", **config}
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **options))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, f"the test server on port {port} did not start"
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

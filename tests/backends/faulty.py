@@ -7,14 +7,12 @@ the earlier system's own echo model (answers with the uploaded image).
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
-from helpers import free_port
+from helpers import serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -24,8 +22,8 @@ from starlette.routing import Route
 class Faulty:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0  # set by `running`
+        self.url = ""
         self.fail_first = 2  # /flaky answers 500 this many times, then echoes
         self.slow_s = 3.0
         self.die_after = 3  # /dying serves this many, then the server shuts down
@@ -76,17 +74,7 @@ class Faulty:
 def running(faulty: Faulty | None = None) -> Iterator[Faulty]:
     """Serve `faulty` on 127.0.0.1 until the block ends (bounded start and stop)."""
     faulty = faulty or Faulty()
-    config = uvicorn.Config(faulty.app, host="127.0.0.1", port=faulty.port, log_level="error")
-    server = uvicorn.Server(config)
-    faulty.server = server
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the faulty server did not start"
-    try:
+    with serve_in_thread(faulty.app) as server:
+        faulty.server, faulty.port = server, server.config.port
+        faulty.url = f"http://127.0.0.1:{faulty.port}"
         yield faulty
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -1,10 +1,9 @@
 """An MLServer runtime for the v2 backend's tests: a real model whose outputs are known.
 
-MLServer imports it in its own virtualenv (the `mlserver` fixture of test_v2.py starts it), so it
-imports only numpy and mlserver, never oilspill. Per pixel, from the input's first channel
-`x` (pixels scaled to 0..1), five class logits: sea `SLOPE * (x - EDGE)`, oil
-`SLOPE * (EDGE - x)`, look-alike, ship and land `LOW`. Dark pixels are oil, bright ones sea,
-and the oil probability is the softmax of those logits (`oil_probability` in the tests).
+MLServer imports it in its own virtualenv (the `mlserver` fixture of test_v2.py starts it),
+so it imports only numpy, mlserver and `oil_logits` beside it (the model itself: dark pixels
+are oil, bright ones sea), never oilspill. The oil probability is the softmax of those
+logits (`oil_probability` in the tests).
 
 The model settings' `parameters.extra` choose a variant:
   "output": "logits" (N x 5 x H x W FP32, the default) or "labels" (N x H x W INT32 classes);
@@ -20,19 +19,7 @@ from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.errors import InferenceError
 from mlserver.types import InferenceRequest, InferenceResponse
-
-EDGE = 0.3  # the input value where oil and sea are equally likely
-SLOPE = 12.0
-LOW = -8.0
-
-
-def logits(x: np.ndarray) -> np.ndarray:
-    """N x 5 x H x W class logits of N x C x H x W inputs."""
-    first = x[:, 0].astype(np.float32)
-    out = np.full((x.shape[0], 5, *first.shape[1:]), LOW, np.float32)
-    out[:, 0] = SLOPE * (first - EDGE)
-    out[:, 1] = SLOPE * (EDGE - first)
-    return out
+from oil_logits import logits
 
 
 class OilModel(MLModel):

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import subprocess
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -21,8 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from helpers import encode, free_port, make_zip
+from helpers import encode, free_port, make_zip, serve_in_thread
+from oil_logits import logits
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,17 +41,7 @@ SETUP = (
     "/tmp/mlvenv/bin/pip install 'mlserver==1.7.1' numpy, then "
     "export OILSPILL_MLSERVER=/tmp/mlvenv/bin/mlserver (.ci/run does this)"
 )
-EDGE, SLOPE, LOW = 0.3, 12.0, -8.0  # the constants of mlserver_model.py (not importable here)
 RECT = (slice(60, 110), slice(100, 220))  # rows, cols of the dark rectangle
-
-
-def logits(x: np.ndarray) -> np.ndarray:
-    """The model of mlserver_model.py (and of the faulty server): N×5×H×W of N×C×H×W."""
-    first = x[:, 0].astype(np.float32)
-    out = np.full((x.shape[0], 5, *first.shape[1:]), LOW, np.float32)
-    out[:, 0] = SLOPE * (first - EDGE)
-    out[:, 1] = SLOPE * (EDGE - first)
-    return out
 
 
 def oil_probability(pixels: np.ndarray) -> np.ndarray:
@@ -361,28 +350,15 @@ class FaultyServer:
 @pytest.fixture
 def faulty() -> Iterator[Callable[..., tuple[FaultyServer, str]]]:
     """Start a FaultyServer on 127.0.0.1 (uvicorn in a thread): (server, URL)."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+    with contextlib.ExitStack() as stack:
 
-    def start(**options: bool) -> tuple[FaultyServer, str]:
-        fake = FaultyServer(**options)
-        port = free_port()
-        config = uvicorn.Config(
-            fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert server.started, "the faulty server did not start"
-        return fake, f"http://127.0.0.1:{port}"
+        def start(**options: bool) -> tuple[FaultyServer, str]:
+            fake = FaultyServer(**options)
+            config = {"log_level": "warning", "lifespan": "off", "ws": "none"}
+            server = stack.enter_context(serve_in_thread(fake.app, **config))
+            return fake, f"http://127.0.0.1:{server.config.port}"
 
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(10)
+        yield start
 
 
 def test_a_503_is_retried(faulty: Callable[..., tuple[FaultyServer, str]]) -> None:

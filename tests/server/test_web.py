@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -21,9 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from backends.onnx_models import dark_is_oil_labels
-from helpers import Server, encode, free_port, image_zip, make_zip, sar_image
+from helpers import Server, encode, image_zip, make_zip, sar_image, serve_in_thread
 from playwright.sync_api import (
     Browser,
     Page,
@@ -754,17 +752,8 @@ def echo_model() -> Iterator[str]:
     app = Starlette(
         routes=[HttpRoute("/segment", segment, methods=["POST"]), HttpRoute("/health", health)]
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "the echo model server did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as server:
+        yield f"http://127.0.0.1:{server.config.port}"
 
 
 def record_failures(page: Page) -> list[str]:
