@@ -9,7 +9,8 @@ Network contract
           normalisation). H and W must be multiples of 32 (pad with edge replication).
 - output: float32 N x 1 x H/2 x W/2 oil logits (half resolution).
 
-The cv2.dnn-friendly parts: the full-resolution input is split into its four 2x2 phases by strided
+The runtime-friendly parts (the service ran it on OpenCV's cv2.dnn first, on ONNX Runtime now; both
+are checked at export): the full-resolution input is split into its four 2x2 phases by strided
 slices + concat (a lossless space-to-depth; cv2's own SpaceToDepth and any conv on a 1-channel
 full-resolution tensor are slow there), and the half-resolution output is made by reshape/transpose
 (a depth-to-space) from 4 channels at quarter resolution.
@@ -500,16 +501,16 @@ def eval_synth(
 
 # -------------------------------------------------------------------------------------------- export
 
-CV2_TIMING_CODE = r"""
-import sys, time, cv2, numpy as np
-cv2.setNumThreads(1)
-net = cv2.dnn.readNetFromONNX(sys.argv[1])
+ORT_TIMING_CODE = r"""
+import sys, time, numpy as np, onnxruntime as ort
+so = ort.SessionOptions(); so.intra_op_num_threads = 1; so.inter_op_num_threads = 1
+s = ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
 x = np.random.default_rng(0).random((1, 1, 672, 1280), dtype=np.float32)
 for _ in range(3):
-    net.setInput(x); net.forward()
+    s.run(None, {"input": x})
 ts = []
 for _ in range(20):
-    t = time.perf_counter(); net.setInput(x); net.forward(); ts.append(time.perf_counter() - t)
+    t = time.perf_counter(); s.run(None, {"input": x}); ts.append(time.perf_counter() - t)
 print(f"{np.median(ts) * 1000:.2f} {np.min(ts) * 1000:.2f}")
 """
 
@@ -533,8 +534,11 @@ def check_onnx(model: nn.Module, path: Path) -> None:
     import onnx
 
     onnx.checker.check_model(onnx.load(str(path)))
+    import onnxruntime as ort
+
     cv2.setNumThreads(1)
     net = cv2.dnn.readNetFromONNX(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(123)
     worst = 0.0
     for shp in [
@@ -546,26 +550,29 @@ def check_onnx(model: nn.Module, path: Path) -> None:
     ]:
         x = rng.random(shp, dtype=np.float32)
         net.setInput(x)  # same net object, different shapes
-        o = net.forward()
         with torch.no_grad():
             r = model(torch.from_numpy(x)).numpy()
-        d = float(np.abs(o - r).max()) if o.shape == r.shape else float("inf")
-        worst = max(worst, d)
-        print(
-            f"   cv2.dnn vs PyTorch, input {shp}: output {tuple(o.shape)}, max abs logit diff {d:.2e}"
-        )
+        for runtime, o in (
+            ("cv2.dnn", net.forward()),
+            ("onnxruntime", session.run(None, {"input": x})[0]),
+        ):
+            d = float(np.abs(o - r).max()) if o.shape == r.shape else float("inf")
+            worst = max(worst, d)
+            print(
+                f"   {runtime} vs PyTorch, input {shp}: output {tuple(o.shape)}, max abs logit diff {d:.2e}"
+            )
     print(
         f"   max abs diff over all shapes {worst:.2e} ({'OK' if worst <= 1e-3 else 'FAIL'} at 1e-3)"
     )
     r = subprocess.run(
-        [sys.executable, "-c", CV2_TIMING_CODE, str(path)],
+        [sys.executable, "-c", ORT_TIMING_CODE, str(path)],
         capture_output=True,
         text=True,
         check=True,
     )
     med, mn = (float(v) for v in r.stdout.split())
     print(
-        f"   cv2.dnn 1 thread, 1x1x672x1280: median {med:.1f} ms, min {mn:.1f} ms over 20 runs (OpenCV {cv2.__version__})"
+        f"   onnxruntime 1 thread, 1x1x672x1280: median {med:.1f} ms, min {mn:.1f} ms over 20 runs (onnxruntime {ort.__version__})"
     )
     print(f"   ONNX file {path} {path.stat().st_size / 1e6:.3f} MB")
 

@@ -184,11 +184,12 @@ def load_model(settings: Settings) -> Model:
 
 
 def _onnxruntime() -> Any:
-    try:  # imported by name: onnxruntime is an optional extra, and ships no type hints
+    try:  # imported by name: onnxruntime ships no type hints
         return importlib.import_module("onnxruntime")
-    except ImportError:
+    except ImportError:  # a dependency, but onnxruntime-gpu replaces it and can be missing
         raise ConfigError(
-            "--backend onnx needs onnxruntime: pip install 'oilspill[onnx]'"
+            "--backend onnx needs onnxruntime, which does not import here: "
+            "pip install onnxruntime (or onnxruntime-gpu for --device cuda)"
         ) from None
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
+
 from oilspill import sar
 from oilspill.backends.base import Segmentation
 from oilspill.backends.cpu import CpuPool
 from oilspill.io.images import Raster
+from oilspill.sar import oilnet
 
 
 class LocalSegmenter:
@@ -22,7 +25,9 @@ class LocalSegmenter:
         return await self.cpu.run(segment_raster, raster, self.pixel_size_m)
 
     async def start(self) -> None:
-        return None
+        """Load the oil network (ONNX Runtime's import and session, ~0.1 s) before the
+        first image, so that it is not the first image's wait."""
+        await anyio.to_thread.run_sync(oilnet.load)
 
     async def aclose(self) -> None:
         return None

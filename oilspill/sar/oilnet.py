@@ -13,8 +13,11 @@ against the sea; the brightest tenth is sea unless oil covers 90 % of the scene.
 the input multiple, the output scale, the oil threshold and the calibration
 that turns an object's mean probability into a confidence.
 
-`cv2.dnn` nets are not safe to share between threads, so each thread loads
-its own (about 1 ms; the file is small).
+It runs on ONNX Runtime, one session for the process (its `run` is safe to call
+from several threads), each call on one thread: a service worker uses one core,
+and two workers both. ONNX Runtime's convolutions run this network in 22 ms for
+a 1250x650 scene where OpenCV's `cv2.dnn` took 40 ms, with the same outputs to
+1e-5. The session is made on first use, or ahead of it by `load()`.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ GREY_PER_DB = 6.25  # the middle of what quicklooks use (synthetic: 5-7.5)
 # Quicklooks put the sea's median near grey 137; with 3-4 looks of speckle the 90th
 # percentile lies ~3.6 dB (22 grey levels) above it.
 P90_GREY = 159.0
-_local = threading.local()
+_lock = threading.Lock()
+_session: Any = None
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,22 @@ def info() -> NetInfo:
     )
 
 
-def _net() -> Any:
-    net = getattr(_local, "net", None)
-    if net is None:
-        net = cv2.dnn.readNetFromONNX(str(MODEL_DIR / "oilnet.onnx"))
-        _local.net = net
-    return net
+def load() -> Any:
+    """The process's ONNX Runtime session of the shipped network, made on first use
+    (~0.2 s with the import); call it ahead of the first image to take that off it."""
+    global _session
+    with _lock:
+        if _session is None:
+            import onnxruntime as ort  # 0.14 s: only where a scene is segmented
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3  # errors only
+            _session = ort.InferenceSession(
+                str(MODEL_DIR / "oilnet.onnx"), options, providers=["CPUExecutionProvider"]
+            )
+        return _session
 
 
 def scene_level(db: np.ndarray, valid: np.ndarray) -> float:
@@ -99,10 +113,12 @@ def probability(grey: np.ndarray) -> np.ndarray:
     m = meta.multiple
     ph, pw = -h % m, -w % m
     padded = cv2.copyMakeBorder(grey, 0, ph, 0, pw, cv2.BORDER_REPLICATE) if ph or pw else grey
-    net = _net()
-    net.setInput(cv2.dnn.blobFromImage(padded, scalefactor=1.0 / 255.0))
+    session = load()
+    x = padded.astype(np.float32)
+    x *= np.float32(1.0 / 255.0)
     s = meta.output_scale
-    logits = net.forward()[0, 0, : (h + s - 1) // s, : (w + s - 1) // s]
+    (out,) = session.run(None, {session.get_inputs()[0].name: x[None, None]})
+    logits = out[0, 0, : (h + s - 1) // s, : (w + s - 1) // s]
     # The sigmoid at the network's resolution, then one resize: 4x fewer exp() calls.
     prob: np.ndarray = cv2.exp(-np.clip(logits, -30, 30))
     prob += 1.0
