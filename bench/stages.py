@@ -74,7 +74,7 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
         return images.encode(small, "jpeg")
 
     def encode_mask(mask: Any) -> bytes:
-        return images.encode(mask, "png", labels=True)
+        return images.encode(mask, "png")
 
     def record(raster: Raster, seg: Any) -> bytes:
         return json.dumps(results.describe(raster, seg), ensure_ascii=False).encode()

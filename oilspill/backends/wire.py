@@ -57,7 +57,7 @@ def to_json(
         "oilspill": __version__,
         "width": shape[1],
         "height": shape[0],
-        "mask_png": _b64(images.encode(mask, "png", labels=True)),
+        "mask_png": _b64(images.encode(mask, "png")),
         "overlay": {"format": overlay[0], "data": _b64(overlay[1])},
         "quicklook_jpeg": quick,
         "thumbnail_jpeg": _b64(thumbnail_jpeg) if thumbnail_jpeg else None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import cv2
 import numpy as np
 
@@ -57,12 +59,15 @@ def draw_overlay(
     img = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
     h, w = grey.shape
     m = mask if mask.shape == (h, w) else cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-    lut = np.zeros((256, 1, 3), np.uint8)
-    lut[Cls.OIL, 0], lut[Cls.LOOKALIKE, 0], lut[Cls.LAND, 0] = OIL_BGR, LOOKALIKE_BGR, LAND_BGR
-    tint = cv2.LUT(cv2.merge([m, m, m]), lut)
-    blend = cv2.addWeighted(img, 0.6, tint, 0.4, 0.0)
-    coloured = ((m == Cls.OIL) | (m == Cls.LOOKALIKE) | (m == Cls.LAND)).astype(np.uint8)
-    cv2.copyTo(blend, coloured, img)
+    # 60 % grey + 40 % colour where a class is tinted: one lookup table per class, applied
+    # only inside the box of that class's pixels (most of a scene is sea, left grey).
+    for cls, bgr in ((Cls.LAND, LAND_BGR), (Cls.LOOKALIKE, LOOKALIKE_BGR), (Cls.OIL, OIL_BGR)):
+        where = (m == cls).view(np.uint8)
+        x, y, bw, bh = cv2.boundingRect(where)
+        if bw == 0:
+            continue
+        box = (slice(y, y + bh), slice(x, x + bw))
+        cv2.copyTo(cv2.LUT(img[box], _tint_lut(bgr)), where[box], img[box])
     for s in slicks:
         pts = np.round(np.asarray(s.polygon, np.float64) * scale).astype(np.int32)
         if len(pts) >= 2:
@@ -72,6 +77,14 @@ def draw_overlay(
     for sh in ships:
         cv2.circle(img, (round(sh.x * scale), round(sh.y * scale)), r, SHIP_BGR, 1, cv2.LINE_AA)
     return img
+
+
+@cache
+def _tint_lut(bgr: tuple[int, int, int]) -> np.ndarray:
+    """256x1x3 table: grey level g -> round(0.6 g + 0.4 colour) per channel (as cv2.addWeighted)."""
+    g = np.arange(256, dtype=np.float64)[:, None]
+    blend = np.rint(0.6 * g + 0.4 * np.asarray(bgr, np.float64)[None, :])
+    return np.clip(blend, 0, 255).astype(np.uint8).reshape(256, 1, 3)
 
 
 def colour_mask(mask: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ class Slick:
     area_px: int
     centroid: tuple[float, float]  # (x, y) in pixels
     bbox: tuple[int, int, int, int]  # (x, y, width, height) in pixels
-    polygon: list[tuple[float, float]]  # outline, (x, y) pixel coordinates
+    polygon: list[tuple[float, float]]  # outline, (x, y) pixel coordinates (whole pixels: ints)
     perimeter_px: float = 0.0
     elongation: float = 0.0
     damping_db: float = 0.0

@@ -42,7 +42,7 @@ def test_masks_round_trip_through_png() -> None:
     mask = np.zeros((40, 60), np.uint8)
     mask[10:20, 5:50] = 1
     mask[30:, :10] = 4
-    data = images.encode(mask, "png", labels=True)
+    data = images.encode(mask, "png")
     assert np.array_equal(cv2.imdecode(np.frombuffer(data, np.uint8), -1), mask)
 
 
