@@ -297,10 +297,14 @@ async def _segment_async(
                 # One zip alone writes to the output folder; several get a folder each.
                 folders.append(output if len(zips) == 1 and not files else output / zip_path.stem)
             total = sum(job.total for job in jobs)
-            started = time.monotonic()
+            started = shown = time.monotonic()
+            # Looked at every 20 ms (the result is copied out as soon as it is there), shown
+            # every 200 ms.
             while not all(job.finished for job in jobs):
-                _progress(sum(job.processed for job in jobs), total, started)
-                await asyncio.sleep(0.2)
+                if time.monotonic() - shown >= 0.2:
+                    _progress(sum(job.processed for job in jobs), total, started)
+                    shown = time.monotonic()
+                await asyncio.sleep(0.02)
             _progress(total, total, started)
             print(file=sys.stderr)
             failed = 0

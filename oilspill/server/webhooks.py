@@ -29,16 +29,18 @@ import random
 import socket
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import anyio.to_thread
-import httpx
 
 from oilspill import __version__
 from oilspill.config import Settings
 from oilspill.errors import CallbackRefused
 from oilspill.server import logs, resources
+
+if TYPE_CHECKING:
+    import httpx
 from oilspill.server.jobs import Job, JobStatus
 from oilspill.server.metrics import Metrics
 
@@ -105,17 +107,26 @@ class Webhooks:
         self.metrics = metrics
         self._slots = asyncio.Semaphore(CONCURRENCY)
         self._tasks: set[asyncio.Task[None]] = set()
-        # No pooled connections: one is bound to the address and TLS name checked for it.
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # a proxy from the environment would reach what we refused
-            timeout=httpx.Timeout(self.timeout),
-            limits=httpx.Limits(max_keepalive_connections=0),
-            headers={"User-Agent": f"oilspill/{__version__}"},
-        )
+        self._http: httpx.AsyncClient | None = None  # made for the first hook (see _client)
 
     def __repr__(self) -> str:
         return f"<Webhooks in_flight={len(self._tasks)}>"
+
+    def _client(self) -> httpx.AsyncClient:
+        """The HTTP client, made on first use: httpx takes 40-120 ms to import, which
+        `oilspill segment` and a service without webhooks need not pay."""
+        import httpx
+
+        if self._http is None:
+            # No pooled connections: one is bound to the address and TLS name checked for it.
+            self._http = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,  # a proxy from the environment would reach what we refused
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_keepalive_connections=0),
+                headers={"User-Agent": f"oilspill/{__version__}"},
+            )
+        return self._http
 
     @property
     def enabled(self) -> bool:
@@ -234,6 +245,8 @@ class Webhooks:
             "X-Oilspill-Timestamp": str(int(time.time())),
             "X-Oilspill-Signature": sign(self.secret, body),
         }
+        import httpx
+
         try:
             async with asyncio.timeout(self.timeout):
                 status, retry_after = await self._post(url, body, headers)
@@ -271,6 +284,8 @@ class Webhooks:
         not read)."""
         host = parts.hostname or ""
         name = f"[{host}]" if ":" in host else host
+        import httpx
+
         failure: Exception | None = None
         for address in addresses:
             literal = f"[{address}]" if ":" in address else address
@@ -278,7 +293,8 @@ class Webhooks:
                 (parts.scheme, f"{literal}:{parts.port}", parts.path or "/", parts.query, "")
             )
             default = {"http": 80, "https": 443}[parts.scheme] == parts.port
-            request = self._client.build_request(
+            client = self._client()
+            request = client.build_request(
                 "POST",
                 target,
                 content=body,
@@ -286,7 +302,7 @@ class Webhooks:
                 extensions={"sni_hostname": host} if parts.scheme == "https" else {},
             )
             try:
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
             except httpx.ConnectError as exc:
                 failure = exc
                 continue
@@ -304,7 +320,8 @@ class Webhooks:
             if late:
                 log.warning("%d webhook deliveries dropped at shutdown", len(late))
                 await asyncio.gather(*late, return_exceptions=True)
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
 
 def _body(job: Job) -> bytes:
