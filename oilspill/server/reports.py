@@ -1,7 +1,8 @@
 """A finished job's reports: summary.csv, report.json and slicks.geojson.
 
-Made from the per-image records that `results` wrote, once, when the job
-finishes; `archive` streams them with the images.
+Each image's share is made as it is committed (`write_parts`, from the record
+that `results` returned); the files are joined once, when the job finishes;
+`archive` streams them with the images.
 """
 
 from __future__ import annotations
@@ -37,8 +38,49 @@ NO_MASK = (
 )
 
 
+PARTS_SUFFIX = ".report-parts"  # an image's report.json entry and GeoJSON features
+
+
+def write_parts(store: JobStore, job_id: str, item: Item, record: dict[str, Any]) -> None:
+    """Write one processed image's share of report.json and slicks.geojson, as JSON text
+    (blocking). Run as each image is committed, while the other workers process theirs,
+    so that the job's end only joins them: 8 ms of CPU an image (the slicks' GeoJSON,
+    two dumps and a reload of the record) no longer wait, one after the other, between
+    the last image and SUCCESS.
+
+    Line 1 is the report entry, line 2 "pixel" when a feature is in pixel coordinates
+    (else "lonlat"), then one feature a line. Written before the image's record, which
+    alone marks it done: a part without a record is redone with the image, and a record
+    without a part (a job from an older version) is reported from the record.
+    """
+    lines = [_json(report_image(item, record))]
+    features = _features(item, record)
+    pixel = any("lon/lat" not in f["properties"]["coordinates"] for f in features)
+    lines.append("pixel" if pixel else "lonlat")
+    lines += (_json(f) for f in features)
+    path = store.out_path(job_id, item.index, PARTS_SUFFIX)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _parts(store: JobStore, job_id: str, item: Item) -> tuple[str, bool, list[str]]:
+    """An image's (report entry, any feature in pixel coordinates, features) as JSON text:
+    from its part when it has one, else made from its record."""
+    try:
+        text = store.out_path(job_id, item.index, PARTS_SUFFIX).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    lines = text.splitlines()
+    if len(lines) >= 2 and lines[1] in ("pixel", "lonlat"):
+        return lines[0], lines[1] == "pixel", lines[2:]
+    record = store.load_item_result(job_id, item.index) or {}
+    features = _features(item, record)
+    pixel = any("lon/lat" not in f["properties"]["coordinates"] for f in features)
+    return _json(report_image(item, record)), pixel, [_json(f) for f in features]
+
+
 def write_reports(store: JobStore, job: Job) -> None:
-    """Write summary.csv, report.json and slicks.geojson once, when the job finishes.
+    """Write summary.csv, report.json and slicks.geojson once, when the job finishes,
+    joining the images' parts (`write_parts`).
 
     The JSON is written one image at a time: a single `json.dumps` of a large job's
     report is one C call that holds the GIL, and so the event loop, for up to a second.
@@ -53,11 +95,11 @@ def write_reports(store: JobStore, job: Job) -> None:
         pixel_coordinates = False
         first_feature = True
         for n, item in enumerate(job.items):
-            record = store.load_item_result(job.id, item.index) or {}
-            rep.write(("," if n else "") + "\n" + _json(report_image(item, record)))
-            for feature in _features(item, record):
-                pixel_coordinates |= "lon/lat" not in feature["properties"]["coordinates"]
-                gj.write(("" if first_feature else ",") + "\n" + _json(feature))
+            entry, pixel, features = _parts(store, job.id, item)
+            rep.write(("," if n else "") + "\n" + entry)
+            pixel_coordinates |= pixel
+            for feature in features:
+                gj.write(("" if first_feature else ",") + "\n" + feature)
                 first_feature = False
         rep.write("\n]}\n")
         note = "some features are in pixel coordinates (see each feature's properties)"

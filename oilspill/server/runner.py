@@ -287,6 +287,9 @@ class Runner:
         return now
 
     def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
+        done = dataclasses.replace(item)  # the item as its record will make it
+        apply_result(done, record)
+        reports.write_parts(self.store, job.id, done, record)
         self.store.save_item_result(job.id, item.index, record)
         self.store.remove_input(job.id, item.index)
 
