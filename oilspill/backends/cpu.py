@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import functools
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import anyio
@@ -38,6 +40,11 @@ class CpuPool:
         # so `--workers 1` used 1.3 cores and 2 workers fought over 2 cores.
         cv2.setNumThreads(1)
         self._limiter = anyio.CapacityLimiter(max(size, 1))
+        # Threads of their own, below the service's priority (`_thread_init`), not anyio's
+        # shared ones: the event loop's thread then gets a core first when images fill both.
+        self._threads = ThreadPoolExecutor(
+            max(size, 1), thread_name_prefix="oilspill-cpu", initializer=_thread_init
+        )
         self._processes: ProcessPoolExecutor | None = None
         if processes and size > 0:
             # spawn: fresh interpreters, not forks of this process and its threads (unsafe);
@@ -60,17 +67,32 @@ class CpuPool:
             return await loop.run_in_executor(self._processes, functools.partial(func, *args))
 
     async def aclose(self) -> None:
-        """Stop the worker processes: queued calls are dropped, running ones end first
-        (the runner has already waited for its images, up to the shutdown grace)."""
+        """Stop the worker processes and threads: queued calls are dropped, running ones end
+        first (the runner has already waited for its images, up to the shutdown grace)."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
         if self._processes is not None:
             pool, self._processes = self._processes, None
             await anyio.to_thread.run_sync(functools.partial(pool.shutdown, cancel_futures=True))
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`func(*args, **kwargs)` in one of the pool's threads. A cancelled caller stops
+        waiting; the call runs on to its end in its thread, which the pool does not give
+        to another call before then."""
         call = functools.partial(func, *args, **kwargs)
         if self.size == 0:
             return call()
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter, abandon_on_cancel=True)
+        async with self._limiter:
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()  # the caller's log context, as anyio does
+            return await loop.run_in_executor(self._threads, context.run, call)
+
+
+def _thread_init() -> None:
+    """A CPU thread: below the service in the kernel's eyes, as the worker processes are
+    (Linux keeps a nice value per thread; elsewhere it would be the whole process's)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
 
 
 def _child_init() -> None:

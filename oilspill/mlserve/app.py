@@ -86,6 +86,7 @@ def create_ml_app(settings: Settings, segmenter: Segmenter | None = None) -> Sta
                 yield {"ml": service}
             finally:
                 await seg.aclose()
+                await cpu.aclose()
 
     routes = [
         Route("/segment", segment, methods=["POST"]),
