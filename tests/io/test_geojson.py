@@ -32,3 +32,22 @@ def test_geojson_says_when_coordinates_are_pixels() -> None:
     assert "pixel" in props["coordinates"]
     assert fc["features"][0]["geometry"]["coordinates"][0][0] == [1.0, 2.0]
     assert "note" in fc
+
+
+def test_pixel_outlines_are_closed_counter_clockwise_as_shapely_orients_them() -> None:
+    from shapely.geometry import Polygon
+
+    from oilspill.io.ground import geometry_dict, orient_all
+
+    square_cw = [(0, 0), (0, 10), (10, 10), (10, 0)]  # clockwise in x right, y up
+    rings = [
+        square_cw,
+        square_cw[::-1],
+        [*square_cw, (0, 0)],  # already closed
+        [(1.234, 2.0), (7.5, 3.25), (4.0, 9.999), (2.5, 6.0)],
+        [(0, 0), (6, 0), (6, 6), (3, 2), (0, 6)],  # concave
+    ]
+    for ring in rings:
+        (feature,) = slicks_geojson([("a.png", None, [slick(ring)])])["features"]
+        expected = geometry_dict(orient_all(Polygon(ring)), digits=2)
+        assert feature["geometry"] == expected, ring
