@@ -215,8 +215,8 @@ class Runner:
     async def _segment(self, job: Job, item: Item) -> dict[str, Any]:
         path = self.store.input_path(job.id, item.index)
         try:
-            if self.cpu.processes and isinstance(self.segmenter, LocalSegmenter):
-                started = time.monotonic()  # the whole image, in a worker process
+            if isinstance(self.segmenter, LocalSegmenter):
+                # The whole image in one call, in a worker thread or process.
                 whole: dict[str, Any] = await self.cpu.run_isolated(
                     results.process_file,
                     path,
@@ -228,7 +228,9 @@ class Runner:
                     item.index,
                     item.mask_name,
                 )
-                self._timed("segment", started)
+                for stage, seconds in whole.pop(results.STAGES_KEY, {}).items():
+                    if self.metrics is not None:
+                        self.metrics.stage(stage, seconds)
                 return whole
             # A backend that sends the file itself gets it undecoded (`images.header`).
             read = images.load if self.segmenter.decodes else images.header
