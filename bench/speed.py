@@ -5,6 +5,10 @@
 
 1. Parts, in this process on one thread (`stages.stages`): decode, the detector by
    stage, each output, the record, in ms per 1250x650 image (half PNG, half JPEG).
+1b. The parts alone (`results.process_file`, no service) on a pool of 1 and of 2 threads
+   over the same scenes as 2: what two workers could reach on this machine, where two
+   busy cores each run slower than one alone; the service's 2-worker rate is also given
+   against it.
 2. `oilspill serve --workers 1`, `--workers 2` (threads) and `--workers 2
    --worker-processes 1` side by side on the same zip of `-n` scenes (half PNG, half
    JPEG), interleaved rounds: images/s upload to SUCCESS, the 2-vs-1 ratios, and the
@@ -14,7 +18,7 @@
 3. Status latency: 50 concurrent pollers (asyncio tasks, each polling once a second like the page,
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
    are busy: p50 and p99 of each, with threads and with worker processes.
-4. `oilspill segment` on one scene: process start to its result on disk.
+4. `oilspill segment` on one scene: process start to its result on disk (median of 3).
 
 Targets of issue 14 beside each figure. Prints figures; asserts nothing.
 """
@@ -122,6 +126,43 @@ def poll_latencies(url: str, zip_path: Path, images: int) -> dict[str, list[floa
     return out
 
 
+def both_cores(work: Path, scenes: Path, rounds: int) -> tuple[float, float]:
+    """Images/s of the parts alone (`results.process_file`: decode, detect, outputs) on one
+    thread and on two, no service: what two workers could do at best on this machine,
+    where two busy cores each run slower than one alone. Medians of interleaved rounds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+
+    from oilspill.io import images
+    from oilspill.sar import oilnet
+    from oilspill.server import results
+
+    cv2.setNumThreads(1)
+    oilnet.load()
+    folder, out = work / "both-cores", work / "both-cores-out"
+    out.mkdir()
+    with zipfile.ZipFile(scenes) as zf:
+        zf.extractall(folder)
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    options = images.ReadOptions(10**9)
+
+    def one(i: int) -> None:
+        path = paths[i]
+        fmt = "jpeg" if path.suffix == ".jpg" else "png"
+        results.process_file(path, path.name, fmt, options, None, out, i, f"m/{path.stem}.png")
+
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for threads in (1, 2):
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(one, range(min(2, len(paths)))))  # warm each thread
+                t0 = time.perf_counter()
+                list(pool.map(one, range(len(paths))))
+                rates[threads].append(len(paths) / (time.perf_counter() - t0))
+    return median(rates[1]), median(rates[2])
+
+
 def segment_one(work: Path) -> float:
     """Seconds from `oilspill segment` starting to its exit with the result written."""
     import cv2
@@ -156,8 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         part_ms += parts["write_outputs (all files + record)"][1]
         bound = 2 * 1000 / part_ms  # images/s two cores could do with nothing else to pay
 
-        say(f"\n== 2. the service, --workers 1 vs 2: {args.images} scenes, {args.rounds} rounds ==")
         scenes = mixed_zip(run.work / "scenes.zip", args.images, seed=1000)
+        say(f"\n== 1b. the parts alone on 1 and 2 threads, no service: {args.images} scenes ==")
+        quiet_before(args.quiet_wait)
+        raw1, raw2 = both_cores(run.work, scenes, args.rounds)
+        say(f"  1 thread {raw1:.1f} img/s, 2 threads {raw2:.1f} img/s ({raw2 / raw1:.2f}x)")
+
+        say(f"\n== 2. the service, --workers 1 vs 2: {args.images} scenes, {args.rounds} rounds ==")
         warm = warm_zip(run.work)
         w1 = Config("w1", "embedded, --workers 1", ["--workers", "1"])
         w2 = Config("w2", "embedded, --workers 2", ["--workers", "2"])
@@ -187,9 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             assert cfg.server is not None
             cfg.server.stop()
 
-        say("\n== 4. oilspill segment, one scene ==")
-        first = segment_one(run.work)
-        say(f"  process start to result: {first:.2f} s")
+        say("\n== 4. oilspill segment, one scene (3 runs) ==")
+        runs = [segment_one(run.work) for _ in range(3)]
+        first = median(runs)
+        each = ", ".join(f"{r:.2f}" for r in runs)
+        say(f"  process start to result: median {first:.2f} s ({each})")
 
         detect_mpx = 1e-3 * SCENE_SIZE[0] * SCENE_SIZE[1] / parts["detect (all stages)"][1]
         outputs_ms = parts["write_outputs (all files + record)"][1]
@@ -205,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             Row("2 processes vs 1 worker", w2p.rate() / w1.rate(), "x", 1.8),
             Row("2 workers vs the parts' bound", w2.rate() / bound, "x", 0.85),
             Row("2 processes vs the parts' bound", w2p.rate() / bound, "x", 0.85),
+            Row("the parts alone, 2 threads vs the bound", raw2 / bound, "x"),
+            Row("2 workers vs the parts alone on 2 threads", w2.rate() / raw2, "x"),
+            Row("2 processes vs the parts alone on 2 threads", w2p.rate() / raw2, "x"),
             Row("zip stream, per image", zip_ms, "ms"),
             Row("status p99, legacy, 50 pollers", percentile(lat["legacy"], 99), "ms", 20, **worse),
             Row("status p99, v1 job, 50 pollers", percentile(lat["v1"], 99), "ms", 20.0, **worse),
