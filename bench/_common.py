@@ -582,10 +582,11 @@ class Row:
     higher_is_better: bool = True
 
     def cells(self) -> tuple[str, str, str, str]:
-        ours = f"{self.ours:,.1f} {self.unit}"
+        digits = 2 if self.unit == "x" else 1  # ratios: 0.87 and 0.83 are not both "0.8"
+        ours = f"{self.ours:,.{digits}f} {self.unit}"
         if self.old is None:
             return self.figure, ours, "-", "-"
-        old = f"{self.old:,.1f} {self.unit}"
+        old = f"{self.old:,.{digits}f} {self.unit}"
         if self.higher_is_better:
             ratio = self.ours / self.old
         else:
