@@ -26,6 +26,7 @@ Targets of issue 14 beside each figure. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -55,6 +56,7 @@ from stages import stages
 
 POLLERS = 50
 POLL_EVERY_S = 1.0  # as the web page polls a running job
+ANSWER_S = 120.0  # a poll with no answer by then ends the run
 
 
 def mixed_zip(path: Path, n: int, seed: int) -> Path:
@@ -78,47 +80,79 @@ def mixed_zip(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection that GETs and reads the whole answer: a poller's
+    client, lighter than httpx's (whose own ~1 ms a request, in the one loop of 50
+    pollers, was measured with the server's time)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), ANSWER_S)
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        body = await asyncio.wait_for(self.reader.readexactly(length), ANSWER_S)
+        return int(lines[0].split()[1]), body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 def poll_latencies(url: str, zip_path: Path, images: int) -> dict[str, list[float]]:
     """Latencies (ms) of both status calls from POLLERS clients while every worker is busy.
 
     The pollers are tasks of one asyncio loop, not threads: 50 threads of one Python
-    client would wait for each other's GIL and measure that instead of the server.
+    client would wait for each other's GIL and measure that instead of the server. Each
+    has a connection of its own (`_Connection`).
     """
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
         job = upload(client, zip_path)
     job_id = job["job_id"]
     out: dict[str, list[float]] = {"legacy": [], "v1": []}
+    host, port = httpx.URL(url).host, httpx.URL(url).port or 80
 
     async def poll_all() -> None:
         done = asyncio.Event()
-        limits = httpx.Limits(max_connections=POLLERS, max_keepalive_connections=POLLERS)
-        async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT, limits=limits) as c:
 
-            async def poller(n: int) -> None:
-                paths = (f"/api/status/{job_id}", f"/api/v1/jobs/{job_id}")
-                # Independent clients are not in step: each starts at its own point.
-                await asyncio.sleep(POLL_EVERY_S * n / POLLERS)
-                deadline = time.monotonic() + 600
-                k = n
-                while not done.is_set() and time.monotonic() < deadline:
-                    path = paths[k % 2]
-                    k += 1
-                    t0 = time.perf_counter()
-                    answer = await c.get(path)
-                    ms = 1000 * (time.perf_counter() - t0)
-                    body = answer.json()
-                    if body["status"] in ("SUCCESS", "FAILURE"):
-                        done.set()
-                        break
-                    if "total" in body:
-                        left = body["total"] - body["processed"]
-                    else:
-                        left = body["progress"]["total"] - body["progress"]["done"]
-                    if body["status"] == "STARTED" and left > 2:  # both workers busy
-                        out["legacy" if path.startswith("/api/status") else "v1"].append(ms)
-                    await asyncio.sleep(POLL_EVERY_S)
+        async def poller(n: int) -> None:
+            paths = (f"/api/status/{job_id}", f"/api/v1/jobs/{job_id}")
+            # Independent clients are not in step: each starts at its own point.
+            await asyncio.sleep(POLL_EVERY_S * n / POLLERS)
+            deadline = time.monotonic() + 600
+            k = n
+            c = _Connection(host, port)
+            while not done.is_set() and time.monotonic() < deadline:
+                path = paths[k % 2]
+                k += 1
+                t0 = time.perf_counter()
+                _, raw = await c.get(path)
+                ms = 1000 * (time.perf_counter() - t0)
+                body = json.loads(raw)
+                if body["status"] in ("SUCCESS", "FAILURE"):
+                    done.set()
+                    break
+                if "total" in body:
+                    left = body["total"] - body["processed"]
+                else:
+                    left = body["progress"]["total"] - body["progress"]["done"]
+                if body["status"] == "STARTED" and left > 2:  # both workers busy
+                    out["legacy" if path.startswith("/api/status") else "v1"].append(ms)
+                await asyncio.sleep(POLL_EVERY_S)
+            c.close()
 
-            await asyncio.gather(*(poller(n) for n in range(POLLERS)))
+        await asyncio.gather(*(poller(n) for n in range(POLLERS)))
 
     asyncio.run(poll_all())
     with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
