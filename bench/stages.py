@@ -95,7 +95,7 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
             timed("  output: mask encode (PNG)", encode_mask, seg.mask)
             timed("  output: mask preview (palette PNG)", results.mask_preview, seg.mask)
             timed("  output: original preview (JPEG)", preview, raster)
-            timed("  output: thumbnail (JPEG)", results.thumbnail, seg.overlay)
+            timed("  output: thumbnail (JPEG)", results.drawn_thumbnail, raster, seg)
             timed("  output: record (JSON)", record, raster, seg)
             timed(
                 "write_outputs (all files + record)",

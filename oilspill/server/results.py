@@ -125,7 +125,7 @@ def write_outputs(
         encoded = sent if sent_fmt == fmt else images.encode(_for(fmt, _decode(sent)), fmt)
     else:
         assert seg.overlay is not None
-        thumb = thumb or _drawn_thumbnail(raster, seg)
+        thumb = thumb or drawn_thumbnail(raster, seg)
         encoded = images.encode(_for(fmt, seg.overlay), fmt)
     overlay_path.write_bytes(encoded)
     Path(f"{stem}{THUMB_SUFFIX}").write_bytes(thumb)
@@ -196,7 +196,7 @@ def thumbnail(overlay: np.ndarray) -> bytes:
     return images.encode(_for("jpeg", images.fit_within(overlay, THUMB_PX)), "jpeg")
 
 
-def _drawn_thumbnail(raster: Raster, seg: Segmentation) -> bytes:
+def drawn_thumbnail(raster: Raster, seg: Segmentation) -> bytes:
     """The thumbnail drawn afresh on the quicklook shrunk to THUMB_PX: one grey channel
     shrunk instead of three, the tints and outlines drawn on 1/12 of the pixels (1 ms
     where shrinking the overlay took 2.5). Shrinking the overlay when there is no
