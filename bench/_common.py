@@ -496,8 +496,10 @@ def run_rounds(
     rounds: int,
     work: Path,
     quiet_wait: float,
+    before_round: Callable[[int], object] | None = None,
 ) -> None:
-    """Upload `zip_path` to each started config in turn, `rounds` times (round-robin).
+    """Upload `zip_path` to each started config in turn, `rounds` times (round-robin);
+    `before_round(n)` runs at the start of round n (not before retries).
 
     Servers run side by side and jobs are interleaved, so their ratios compare runs
     made under the same machine noise. The first round checks the result zips' CRCs.
@@ -528,6 +530,9 @@ def run_rounds(
             say(f"    PROBLEM: {problem}")
 
     for rep in range(rounds):
+        if before_round is not None:
+            quiet_before(quiet_wait)
+            before_round(rep)
         for cfg in configs:
             measure(cfg, f"round {rep + 1}", rep == 0, quiet_wait)
     # Runs during which other processes held a core measure them, not us: retry a few.

@@ -5,16 +5,17 @@
 
 1. Parts, in this process on one thread (`stages.stages`): decode, the detector by
    stage, each output, the record, in ms per 1250x650 image (half PNG, half JPEG).
-1b. The parts alone (`results.process_file`, no service) on a pool of 1 and of 2 threads
-   over the same scenes as 2: what two workers could reach on this machine, where two
-   busy cores each run slower than one alone; the service's 2-worker rate is also given
-   against it.
 2. `oilspill serve --workers 1`, `--workers 2` (threads) and `--workers 2
    --worker-processes 1` side by side on the same zip of `-n` scenes (half PNG, half
    JPEG), interleaved rounds: images/s upload to SUCCESS, the 2-vs-1 ratios, and the
    end-to-end ratio to the parts: the 2-worker rate over 2 / (decode + detect +
-   outputs, single-thread CPU s per image). The zip's cost is the time from SUCCESS
-   to the download's last byte, per image.
+   outputs, single-thread CPU s per image). Each round starts with the parts alone
+   (`results.process_file`, no service) on the same scenes, on 1 thread (their CPU per
+   image, the bound's) and on 2 (what two workers could reach on this machine, where two
+   busy cores each run slower than one alone); the ratios pair each round's service
+   jobs with that round's parts, so that a host that speeds up or slows down between
+   sections does not move them. The zip's cost is the time from SUCCESS to the
+   download's last byte, per image.
 3. Status latency: 50 concurrent pollers (asyncio tasks, each polling once a second like the page,
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
    are busy: p50 and p99 of each, with threads and with worker processes.
@@ -160,41 +161,64 @@ def poll_latencies(url: str, zip_path: Path, images: int) -> dict[str, list[floa
     return out
 
 
-def both_cores(work: Path, scenes: Path, rounds: int) -> tuple[float, float]:
-    """Images/s of the parts alone (`results.process_file`: decode, detect, outputs) on one
-    thread and on two, no service: what two workers could do at best on this machine,
-    where two busy cores each run slower than one alone. Medians of interleaved rounds."""
-    from concurrent.futures import ThreadPoolExecutor
+class Parts:
+    """The parts alone (`results.process_file`: decode, detect, outputs), no service, on the
+    service's own scenes: the one-thread CPU per image that sets the parts' bound, and what
+    two threads reach on this machine, where two busy cores each run slower than one.
+    Measured at the start of every round of the service's jobs, so that each round's
+    ratios compare figures taken under the same host speed."""
 
-    import cv2
+    def __init__(self, work: Path, scenes: Path) -> None:
+        import cv2
 
-    from oilspill.io import images
-    from oilspill.sar import oilnet
-    from oilspill.server import results
+        from oilspill.io import images
+        from oilspill.sar import oilnet
 
-    cv2.setNumThreads(1)
-    oilnet.load()
-    folder, out = work / "both-cores", work / "both-cores-out"
-    out.mkdir()
-    with zipfile.ZipFile(scenes) as zf:
-        zf.extractall(folder)
-    paths = sorted(p for p in folder.rglob("*") if p.is_file())
-    options = images.ReadOptions(10**9)
+        cv2.setNumThreads(1)
+        oilnet.load()
+        folder, self.out = work / "parts", work / "parts-out"
+        self.out.mkdir()
+        with zipfile.ZipFile(scenes) as zf:
+            zf.extractall(folder)
+        self.paths = sorted(p for p in folder.rglob("*") if p.is_file())
+        self.options = images.ReadOptions(10**9)
+        self.rounds: list[tuple[float, float, float]] = []  # (CPU ms/img, 1-thread, 2-thread img/s)
 
-    def one(i: int) -> None:
-        path = paths[i]
+    def _one(self, i: int) -> None:
+        from oilspill.server import results
+
+        path = self.paths[i]
         fmt = "jpeg" if path.suffix == ".jpg" else "png"
-        results.process_file(path, path.name, fmt, options, None, out, i, f"m/{path.stem}.png")
+        results.process_file(
+            path, path.name, fmt, self.options, None, self.out, i, f"m/{path.stem}.png"
+        )
 
-    rates: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(rounds):
+    def round(self) -> tuple[float, float, float]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        figures = []
         for threads in (1, 2):
             with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(one, range(min(2, len(paths)))))  # warm each thread
-                t0 = time.perf_counter()
-                list(pool.map(one, range(len(paths))))
-                rates[threads].append(len(paths) / (time.perf_counter() - t0))
-    return median(rates[1]), median(rates[2])
+                list(pool.map(self._one, range(min(2, len(self.paths)))))  # warm each thread
+                t0, c0 = time.perf_counter(), time.process_time()
+                list(pool.map(self._one, range(len(self.paths))))
+                wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            figures.append((1000 * cpu / len(self.paths), len(self.paths) / wall))
+        (cpu_ms, rate1), (_, rate2) = figures
+        self.rounds.append((cpu_ms, rate1, rate2))
+        say(
+            f"  parts alone: {cpu_ms:.1f} ms CPU/img on 1 thread ({rate1:.1f} img/s), "
+            f"2 threads {rate2:.1f} img/s ({rate2 / rate1:.2f}x)"
+        )
+        return cpu_ms, rate1, rate2
+
+    def ratios(self, cfg: Config) -> tuple[float, float]:
+        """Median over rounds of `cfg`'s rate against 2 / (the round's one-thread CPU per
+        image), and against the round's two-thread rate."""
+        pairs = list(zip(cfg.runs, self.rounds, strict=False))  # the main rounds come first
+        bound = median([r.rate_success / (2000 / cpu_ms) for r, (cpu_ms, _, _) in pairs])
+        alone = median([r.rate_success / rate2 for r, (_, _, rate2) in pairs])
+        return bound, alone
 
 
 def segment_one(work: Path) -> float:
@@ -229,15 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"  {key:40s} {wall:7.1f} ms wall {cpu:7.1f} ms CPU")
         part_ms = sum(parts[k][1] for k in ("decode", "detect (all stages)"))
         part_ms += parts["write_outputs (all files + record)"][1]
-        bound = 2 * 1000 / part_ms  # images/s two cores could do with nothing else to pay
 
         scenes = mixed_zip(run.work / "scenes.zip", args.images, seed=1000)
-        say(f"\n== 1b. the parts alone on 1 and 2 threads, no service: {args.images} scenes ==")
-        quiet_before(args.quiet_wait)
-        raw1, raw2 = both_cores(run.work, scenes, args.rounds)
-        say(f"  1 thread {raw1:.1f} img/s, 2 threads {raw2:.1f} img/s ({raw2 / raw1:.2f}x)")
-
+        alone = Parts(run.work, scenes)
         say(f"\n== 2. the service, --workers 1 vs 2: {args.images} scenes, {args.rounds} rounds ==")
+        say("  (each round starts with the parts alone on the same scenes, no service)")
         warm = warm_zip(run.work)
         w1 = Config("w1", "embedded, --workers 1", ["--workers", "1"])
         w2 = Config("w2", "embedded, --workers 2", ["--workers", "2"])
@@ -246,7 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         configs = (w1, w2, w2p)
         for cfg in configs:
             cfg.start(run.work, run.stack, warm)
-        run_rounds(configs, scenes, args.images, args.rounds, run.work, args.quiet_wait)
+        run_rounds(
+            configs,
+            scenes,
+            args.images,
+            args.rounds,
+            run.work,
+            args.quiet_wait,
+            before_round=lambda _: alone.round(),
+        )
         for cfg in configs:
             say(cfg.summary())
         zip_ms = median([1000 * (r.download_s - r.success_s) / r.images for r in w2.used])
@@ -274,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  process start to result: median {first:.2f} s ({each})")
 
         detect_mpx = 1e-3 * SCENE_SIZE[0] * SCENE_SIZE[1] / parts["detect (all stages)"][1]
+        (bound2, alone2), (bound2p, alone2p) = alone.ratios(w2), alone.ratios(w2p)
+        alone_bound = median([r2 / (2000 / cpu) for cpu, _, r2 in alone.rounds])
         outputs_ms = parts["write_outputs (all files + record)"][1]
         worse = {"higher_is_better": False}
         rows = [
@@ -285,11 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             Row("embedded, 2 worker processes", w2p.rate(), "img/s"),
             Row("2 vs 1 workers", w2.rate() / w1.rate(), "x", 1.8),
             Row("2 processes vs 1 worker", w2p.rate() / w1.rate(), "x", 1.8),
-            Row("2 workers vs the parts' bound", w2.rate() / bound, "x", 0.85),
-            Row("2 processes vs the parts' bound", w2p.rate() / bound, "x", 0.85),
-            Row("the parts alone, 2 threads vs the bound", raw2 / bound, "x"),
-            Row("2 workers vs the parts alone on 2 threads", w2.rate() / raw2, "x"),
-            Row("2 processes vs the parts alone on 2 threads", w2p.rate() / raw2, "x"),
+            Row("2 workers vs the parts' bound", bound2, "x", 0.85),
+            Row("2 processes vs the parts' bound", bound2p, "x", 0.85),
+            Row("the parts alone, 2 threads vs the bound", alone_bound, "x"),
+            Row("2 workers vs the parts alone on 2 threads", alone2, "x"),
+            Row("2 processes vs the parts alone on 2 threads", alone2p, "x"),
             Row("zip stream, per image", zip_ms, "ms"),
             Row("status p99, legacy, 50 pollers", percentile(lat["legacy"], 99), "ms", 20, **worse),
             Row("status p99, v1 job, 50 pollers", percentile(lat["v1"], 99), "ms", 20.0, **worse),
