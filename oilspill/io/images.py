@@ -520,11 +520,13 @@ def to_display(pixels: np.ndarray) -> np.ndarray:
     return display
 
 
-def fit_within(pixels: np.ndarray, longest: int) -> np.ndarray:
+def fit_within(pixels: np.ndarray, longest: int, *, thumbnail: bool = False) -> np.ndarray:
     """Downscale (never upscale) so the longest side is at most `longest` (area average).
 
     Halvings first, while the image is over twice the target: OpenCV's 2x2 area average
-    is a fast path, and a 1250x650 overlay shrinks to 360 px in half the time.
+    is a fast path, and a 1250x650 overlay shrinks to 360 px in half the time. With
+    `thumbnail`, the last step (under 2x, after the halvings have averaged) is bilinear:
+    0.1 ms where the area average of a fractional step took 0.9 ms at 625 -> 360 px.
     """
     h, w = pixels.shape[:2]
     if longest / max(h, w) >= 1:
@@ -536,5 +538,6 @@ def fit_within(pixels: np.ndarray, longest: int) -> np.ndarray:
     if scale >= 1:
         return pixels
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    resized: np.ndarray = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    how = cv2.INTER_LINEAR if thumbnail else cv2.INTER_AREA
+    resized: np.ndarray = cv2.resize(pixels, size, interpolation=how)
     return resized

@@ -193,7 +193,7 @@ def _decode_reduced(data: bytes, longest: int) -> np.ndarray:
 
 def thumbnail(overlay: np.ndarray) -> bytes:
     """The page's thumbnail of an overlay: a JPEG at most THUMB_PX (blocking)."""
-    return images.encode(_for("jpeg", images.fit_within(overlay, THUMB_PX)), "jpeg")
+    return images.encode(_for("jpeg", images.fit_within(overlay, THUMB_PX, thumbnail=True)), "jpeg")
 
 
 def drawn_thumbnail(raster: Raster, seg: Segmentation) -> bytes:
@@ -204,7 +204,7 @@ def drawn_thumbnail(raster: Raster, seg: Segmentation) -> bytes:
     if seg.quicklook is None or not isinstance(seg.mask, np.ndarray):
         assert seg.overlay is not None
         return thumbnail(seg.overlay)
-    small = images.fit_within(seg.quicklook, THUMB_PX)
+    small = images.fit_within(seg.quicklook, THUMB_PX, thumbnail=True)
     scale = small.shape[1] / raster.shape[1]
     drawn = draw_overlay(small, scale, seg.mask, seg.slicks, seg.ships)
     return images.encode(drawn, "jpeg")
