@@ -616,7 +616,9 @@ def test_the_image_being_processed_says_so_and_the_rest_wait(
 ) -> None:
     server = start_server("--workers", "1")
     zip_path = tmp_path / "many.zip"
-    zip_path.write_bytes(many_scenes(tmp_path, 8))
+    # 30 scenes: ~4 s for one worker, several of the page's polls (1/s); 8 took ~1 s, and
+    # the job could end between two polls without one showing an image in work.
+    zip_path.write_bytes(many_scenes(tmp_path, 30))
     page = new_page()
     page.goto(server.url)
     page.set_input_files("#file", str(zip_path))
