@@ -253,7 +253,8 @@ async def get_job(request: Request) -> Response:
     limit = _int_param(request, "limit", resources.PAGE_LIMIT)
     busy = service.runner.processing(job.id)
     if min(limit, job.total - offset) <= 200:
-        return JSONResponse(resources.job_resource(job, offset, limit, busy))
+        pages: resources.PageCache = request.state.pages
+        return Response(pages.body(job, offset, limit, busy), media_type="application/json")
     # A big page is built and encoded off the event loop (~0.15 ms per image).
     body = await anyio.to_thread.run_sync(
         lambda: JSONResponse(resources.job_resource(job, offset, limit, busy)).body
@@ -616,7 +617,8 @@ def create_app(settings: Settings, segmenter: Segmenter | None = None) -> Starle
             readiness = Readiness(service)
             app.state.service = service  # for tests and debugging; handlers use request.state
             try:
-                yield {"service": service, "keys": keys, "readiness": readiness}
+                pages = resources.PageCache()
+                yield {"service": service, "keys": keys, "readiness": readiness, "pages": pages}
             finally:
                 await readiness.aclose()
 

@@ -493,6 +493,33 @@ def test_a_big_job_resource_comes_in_pages_of_1000() -> None:
     assert len(page["images"]) == 1000 and page["page"]["next"].endswith("offset=1000&limit=1000")
 
 
+def test_a_cached_job_page_is_the_resource_until_something_it_shows_changes() -> None:
+    from starlette.responses import JSONResponse
+
+    from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
+    from oilspill.server.resources import PageCache, job_resource
+
+    items = [Item(n, f"{n}.png", f"masks/{n}.png", "png") for n in range(3)]
+    job = Job(id="a" * 32, user_hash="b" * 32, items=items, status=JobStatus.STARTED)
+    pages = PageCache(size=2)
+
+    def fresh(busy: tuple[int, ...] = ()) -> bytes:
+        return bytes(JSONResponse(job_resource(job, 0, 1000, busy)).body)
+
+    assert pages.body(job, 0, 1000) == fresh()
+    assert pages.body(job, 0, 1000, (1,)) == fresh((1,))  # a worker took image 1
+    items[1].status, items[1].slicks = ItemStatus.DONE, 4
+    assert pages.body(job, 0, 1000, (1,)) == fresh((1,))  # image 1 done: the counts moved
+    assert pages.body(job, 0, 1000, (2,)) == fresh((2,))  # image 2 taken
+    job.status, job.finished_at, job.expires_at = JobStatus.SUCCESS, time.time(), time.time() + 9
+    assert pages.body(job, 0, 1000) == fresh()
+    job.error = "a note"
+    assert pages.body(job, 0, 1000) == fresh()
+    for n in range(3):  # other pages and jobs push the oldest out; it is then made again
+        pages.body(Job(id=f"{n}" * 32, user_hash="c" * 32, items=[]), 0, 1000)
+    assert pages.body(job, 0, 1000) == fresh()
+
+
 def test_the_data_folder_cap_refuses_uploads_that_would_pass_it(
     make_client: Callable[..., TestClient], tmp_path: Path
 ) -> None:
