@@ -53,18 +53,21 @@ def write_parts(store: JobStore, job_id: str, item: Item, record: dict[str, Any]
     alone marks it done: a part without a record is redone with the image, and a record
     without a part (a job from an older version) is reported from the record.
     """
-    lines = [_json(report_image(item, record))]
-    features = _features(item, record)
-    pixel = any("lon/lat" not in f["properties"]["coordinates"] for f in features)
-    lines.append("pixel" if pixel else "lonlat")
-    lines += (_json(f) for f in features)
+    entry, pixel, features = _share(item, record)
+    lines = [entry, "pixel" if pixel else "lonlat", *features]
     path = store.out_path(job_id, item.index, PARTS_SUFFIX)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def _share(item: Item, record: dict[str, Any]) -> tuple[str, bool, list[str]]:
+    """An image's (report entry, any feature in pixel coordinates, features) as JSON text."""
+    features = _features(item, record)
+    pixel = any("lon/lat" not in f["properties"]["coordinates"] for f in features)
+    return _json(report_image(item, record)), pixel, [_json(f) for f in features]
+
+
 def _parts(store: JobStore, job_id: str, item: Item) -> tuple[str, bool, list[str]]:
-    """An image's (report entry, any feature in pixel coordinates, features) as JSON text:
-    from its part when it has one, else made from its record."""
+    """An image's `_share`: read from its part when it has one, else made from its record."""
     try:
         text = store.out_path(job_id, item.index, PARTS_SUFFIX).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -72,10 +75,7 @@ def _parts(store: JobStore, job_id: str, item: Item) -> tuple[str, bool, list[st
     lines = text.splitlines()
     if len(lines) >= 2 and lines[1] in ("pixel", "lonlat"):
         return lines[0], lines[1] == "pixel", lines[2:]
-    record = store.load_item_result(job_id, item.index) or {}
-    features = _features(item, record)
-    pixel = any("lon/lat" not in f["properties"]["coordinates"] for f in features)
-    return _json(report_image(item, record)), pixel, [_json(f) for f in features]
+    return _share(item, store.load_item_result(job_id, item.index) or {})
 
 
 def write_reports(store: JobStore, job: Job) -> None:

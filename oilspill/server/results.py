@@ -72,7 +72,7 @@ def process_file(
     """Decode, segment with the embedded detector and write one image's outputs; its record
     (blocking), with the seconds of each stage under STAGES_KEY. What a worker thread or
     process runs for the embedded detector: paths go in and the record comes out, in one
-    call (three calls, each a trip through the event loop, left a core idle between them)."""
+    call (not three, each a trip through the event loop)."""
     started = time.monotonic()
     raster = images.load(path, name, fmt, options)
     try:
