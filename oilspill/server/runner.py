@@ -2,9 +2,12 @@
 
 Workers are asyncio tasks in a TaskGroup; each takes one image at a time,
 decodes, segments and writes it through the CPU pool (off the event loop),
-then records the result. Images of one job and of different jobs run in
-parallel up to the pool size. A failing image is caught and stored as that
-image's error; it never cancels the group or fails its job.
+then hands its commit (report parts, the record and its fsync, the input's
+removal) to a task of its own and takes the next image: the CPU slot does not
+wait for the disk. Each worker has at most one commit in flight, and an image
+counts as processed only once its commit is done. Images of one job and of
+different jobs run in parallel up to the pool size. A failing image is caught
+and stored as that image's error; it never cancels the group or fails its job.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class Runner:
         self._cancelled: set[str] = set()
         self._remaining: dict[str, int] = {}  # images of each job not yet processed
         self._busy: set[asyncio.Task[None]] = set()
+        self._commits: set[asyncio.Task[None]] = set()  # images segmented, being committed
         self._in_progress: dict[str, set[int]] = {}  # job id -> indices being processed now
         self._workers: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -119,20 +123,28 @@ class Runner:
         ]
 
     async def stop(self, grace: float) -> None:
-        """Stop taking images, let running ones finish within `grace` seconds, then cancel."""
+        """Stop taking images, let running ones finish and be committed within `grace`
+        seconds, then cancel."""
         self._stopping = True
         for task in self._workers:
             if task not in self._busy:
                 task.cancel()
+        deadline = time.monotonic() + grace
         if self._busy:
             log.info("waiting up to %.0fs for %d running images", grace, len(self._busy))
             _, late = await asyncio.wait(set(self._busy), timeout=grace)
             for task in late:
                 task.cancel()
+        if self._commits:  # the busy workers' last images have joined them by now
+            left = max(deadline - time.monotonic(), 0.0)
+            _, late_commits = await asyncio.wait(set(self._commits), timeout=left)
+            for commit in late_commits:
+                commit.cancel()
 
     async def _work(self) -> None:
         task = asyncio.current_task()
         assert task is not None
+        committing: asyncio.Task[None] | None = None  # this worker's previous image's commit
         while not self._stopping:
             job, item = await self._queue.get()
             if job.id in self._cancelled or item.status is not ItemStatus.PENDING:
@@ -140,25 +152,59 @@ class Runner:
             self._busy.add(task)
             logs.job_id.set(job.id)  # the log lines of this image carry its job
             self._in_progress.setdefault(job.id, set()).add(item.index)
+            handed_off = False
             try:
-                await self._process(job, item)
+                record = await self._process(job, item)
+                if committing is not None:
+                    await asyncio.shield(committing)  # at most one commit in flight per worker
+                if record is not None:
+                    committing = asyncio.create_task(self._commit_task(job, item, record))
+                    self._commits.add(committing)
+                    committing.add_done_callback(self._commits.discard)
+                    handed_off = True
             except Exception as exc:  # a full disk must not end the worker, nor stall the job
-                # Settle the image once: if it was settled already, the failure came later
-                # (the job's finish), which `_finish_or_fail` has handled.
-                if job.id not in self._cancelled and item.status is ItemStatus.PENDING:
-                    log.exception("job %s: could not record %s", job.id, item.name)
-                    failure = {"error": f"could not save results: {exc}", "error_code": "not_saved"}
-                    await self._settle(job, item, failure)
+                await self._not_saved(job, item, exc)
             finally:
                 self._busy.discard(task)
-                running = self._in_progress.get(job.id)
-                if running is not None:
-                    running.discard(item.index)
-                    if not running:
-                        del self._in_progress[job.id]
+                if not handed_off:
+                    self._leave(job, item)
                 logs.job_id.set(None)
 
-    async def _process(self, job: Job, item: Item) -> None:
+    async def _commit_task(self, job: Job, item: Item, record: dict[str, Any]) -> None:
+        """Commit a segmented image, then count it: the job's last one finishes the job."""
+        try:
+            try:
+                await anyio.to_thread.run_sync(self._commit, job, item, record)
+            except FileNotFoundError:
+                if job.id in self._cancelled:
+                    return
+                raise
+            if job.id not in self._cancelled:
+                await self._settle(job, item, record)
+        except Exception as exc:
+            await self._not_saved(job, item, exc)
+        finally:
+            self._leave(job, item)
+
+    async def _not_saved(self, job: Job, item: Item, exc: Exception) -> None:
+        """Settle an image whose results could not be saved (a full disk), once: if it was
+        settled already, the failure came later (the job's finish), which
+        `_finish_or_fail` has handled."""
+        if job.id not in self._cancelled and item.status is ItemStatus.PENDING:
+            log.error("job %s: could not record %s", job.id, item.name, exc_info=exc)
+            failure = {"error": f"could not save results: {exc}", "error_code": "not_saved"}
+            await self._settle(job, item, failure)
+
+    def _leave(self, job: Job, item: Item) -> None:
+        """The image is no longer in work (for the page's list of images in work)."""
+        running = self._in_progress.get(job.id)
+        if running is not None:
+            running.discard(item.index)
+            if not running:
+                del self._in_progress[job.id]
+
+    async def _process(self, job: Job, item: Item) -> dict[str, Any] | None:
+        """Segment one image in the CPU pool; its record, or None if its job was cancelled."""
         if job.status is JobStatus.PENDING:
             job.status = JobStatus.STARTED
             job.started_at = time.time()
@@ -167,15 +213,7 @@ class Runner:
         started = time.monotonic()
         record = await self._segment(job, item)
         record["seconds"] = round(time.monotonic() - started, 4)
-        if job.id in self._cancelled:
-            return
-        try:
-            await anyio.to_thread.run_sync(self._commit, job, item, record)
-        except FileNotFoundError:
-            if job.id in self._cancelled:
-                return
-            raise
-        await self._settle(job, item, record)
+        return None if job.id in self._cancelled else record
 
     async def _settle(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         """Count a processed image; the job's last one finishes the job."""
