@@ -5,20 +5,19 @@
 
 1. Parts, in this process on one thread (`stages.stages`): decode, the detector by
    stage, each output, the record, in ms per 1250x650 image (half PNG, half JPEG).
-2. `oilspill serve --workers 1`, `--workers 2` (threads) and `--workers 2
-   --worker-processes 1` side by side on the same zip of `-n` scenes (half PNG, half
-   JPEG), interleaved rounds: images/s upload to SUCCESS, the 2-vs-1 ratios, and the
-   end-to-end ratio to the parts: the 2-worker rate over 2 / (decode + detect +
+2. `oilspill serve --workers 1` (threads), `--workers 2` (worker processes, the default for 2 or
+   more) and `--workers 2 --worker-processes no` (threads) side by side on the same zip of `-n`
+   scenes (half PNG, half JPEG), interleaved rounds: images/s upload to SUCCESS, the 2-vs-1
+   ratios, and the end-to-end ratio to the parts: the 2-worker rate over 2 / (decode + detect +
    outputs, single-thread CPU s per image). Each round starts with the parts alone
-   (`results.process_file`, no service) on the same scenes, on 1 thread (their CPU per
-   image, the bound's) and on 2 (what two workers could reach on this machine, where two
-   busy cores each run slower than one alone); the ratios pair each round's service
-   jobs with that round's parts, so that a host that speeds up or slows down between
-   sections does not move them. The zip's cost is the time from SUCCESS to the
-   download's last byte, per image.
+   (`results.process_file`, no service) on the same scenes, on 1 thread (their CPU per image,
+   the bound's) and on 2 (what two workers could reach on this machine, where two busy cores
+   each run slower than one alone); the ratios pair each round's service jobs with that round's
+   parts, so that a host that speeds up or slows down between sections does not move them. The
+   zip's cost is the time from SUCCESS to the download's last byte, per image.
 3. Status latency: 50 concurrent pollers (asyncio tasks, each polling once a second like the page,
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
-   are busy: p50 and p99 of each, with threads and with worker processes.
+   are busy: p50 and p99 of each, with worker processes (the default) and with threads.
 4. `oilspill segment` on one scene: process start to its result on disk (median of 3).
 
 Targets of issue 14 beside each figure. Prints figures; asserts nothing.
@@ -260,10 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("  (each round starts with the parts alone on the same scenes, no service)")
         warm = warm_zip(run.work)
         w1 = Config("w1", "embedded, --workers 1", ["--workers", "1"])
-        w2 = Config("w2", "embedded, --workers 2", ["--workers", "2"])
-        w2p = Config("w2p", "embedded, 2 worker processes", ["--workers", "2"])
-        w2p.args += ["--worker-processes", "1"]
-        configs = (w1, w2, w2p)
+        w2 = Config("w2", "embedded, --workers 2 (processes)", ["--workers", "2"])
+        w2t = Config("w2t", "embedded, 2 workers in threads", ["--workers", "2"])
+        w2t.args += ["--worker-processes", "no"]
+        configs = (w1, w2, w2t)
         for cfg in configs:
             cfg.start(run.work, run.stack, warm)
         run_rounds(
@@ -281,8 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         say(f"\n== 3. status latency: {POLLERS} pollers while both workers are busy ==")
         lat: dict[str, list[float]] = {}
-        latp: dict[str, list[float]] = {}
-        for cfg, into in ((w2, lat), (w2p, latp)):
+        latt: dict[str, list[float]] = {}
+        for cfg, into in ((w2, lat), (w2t, latt)):
             assert cfg.server is not None
             quiet_before(args.quiet_wait)
             into.update(poll_latencies(cfg.server.url, scenes, args.images))
@@ -302,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"  process start to result: median {first:.2f} s ({each})")
 
         detect_mpx = 1e-3 * SCENE_SIZE[0] * SCENE_SIZE[1] / parts["detect (all stages)"][1]
-        (bound2, alone2), (bound2p, alone2p) = alone.ratios(w2), alone.ratios(w2p)
+        (bound2, alone2), (bound2t, alone2t) = alone.ratios(w2), alone.ratios(w2t)
         alone_bound = median([r2 / (2000 / cpu) for cpu, _, r2 in alone.rounds])
         outputs_ms = parts["write_outputs (all files + record)"][1]
         worse = {"higher_is_better": False}
@@ -311,20 +310,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             Row("  detect alone: Mpx/s on one core", detect_mpx, "Mpx/s", 8.0),
             Row("  outputs (write_outputs), CPU", outputs_ms, "ms", 15.0, **worse),
             Row("embedded, 1 worker", w1.rate(), "img/s"),
-            Row("embedded, 2 workers", w2.rate(), "img/s"),
-            Row("embedded, 2 worker processes", w2p.rate(), "img/s"),
+            Row("embedded, 2 workers (processes)", w2.rate(), "img/s"),
+            Row("embedded, 2 workers in threads", w2t.rate(), "img/s"),
             Row("2 vs 1 workers", w2.rate() / w1.rate(), "x", 1.8),
-            Row("2 processes vs 1 worker", w2p.rate() / w1.rate(), "x", 1.8),
+            Row("  in threads", w2t.rate() / w1.rate(), "x", 1.8),
             Row("2 workers vs the parts' bound", bound2, "x", 0.85),
-            Row("2 processes vs the parts' bound", bound2p, "x", 0.85),
+            Row("  in threads", bound2t, "x", 0.85),
             Row("the parts alone, 2 threads vs the bound", alone_bound, "x"),
             Row("2 workers vs the parts alone on 2 threads", alone2, "x"),
-            Row("2 processes vs the parts alone on 2 threads", alone2p, "x"),
+            Row("  in threads", alone2t, "x"),
             Row("zip stream, per image", zip_ms, "ms"),
             Row("status p99, legacy, 50 pollers", percentile(lat["legacy"], 99), "ms", 20, **worse),
             Row("status p99, v1 job, 50 pollers", percentile(lat["v1"], 99), "ms", 20.0, **worse),
-            Row("  with processes: legacy", percentile(latp["legacy"], 99), "ms", 20, **worse),
-            Row("  with processes: v1 job", percentile(latp["v1"], 99), "ms", 20, **worse),
+            Row("  in threads: legacy", percentile(latt["legacy"], 99), "ms", 20, **worse),
+            Row("  in threads: v1 job", percentile(latt["v1"], 99), "ms", 20, **worse),
             Row("oilspill segment: start to result", first, "s", 1.0, **worse),
         ]  # fmt: skip
         say("  (the 'old system' column holds issue 14's targets here)")

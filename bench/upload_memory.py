@@ -6,8 +6,9 @@
 Makes a zip of stored 2500x1300 synthetic SAR PNGs, starts a fresh
 `python -m oilspill serve --workers 2` subprocess on 127.0.0.1 (a free port, data
 in a temporary folder deleted at the end), runs a 4-image warm-up job, then
-uploads the zip streamed from disk. Meanwhile one thread polls the server's VmRSS
-every 5 ms and another times GET /healthz every 20 ms on its own connection.
+uploads the zip streamed from disk. Meanwhile one thread polls the VmRSS of the server
+and its worker processes (summed) every 5 ms and another times GET /healthz every 20 ms
+on its own connection.
 The upload's growth is the RSS peak from upload start until /healthz first counts
 the new job (workers start on it a few ms before the upload is answered), above
 the RSS before; VmHWM is reset before the upload where the kernel allows it. Then
@@ -46,6 +47,7 @@ from _common import (
     say,
     session,
     start_service,
+    tree_rss_mib,
     upload,
     wait_job,
     warm_zip,
@@ -159,11 +161,11 @@ def memory_and_freeze(
     quiet_before(quiet_wait)
     time.sleep(0.5)
     pid = server.pid
-    rss_before = proc_kib(pid, "VmRSS") / 1024
+    rss_before = tree_rss_mib(pid)[0]  # the service and its worker processes
     hwm_reset = reset_hwm(pid)
     problems: list[str] = []
     probe = HealthProbe(server.url)
-    rss = Sampler(lambda: proc_kib(pid, "VmRSS") / 1024, 0.005)
+    rss = Sampler(lambda: tree_rss_mib(pid)[0], 0.005)
     health = Sampler(probe, POLL_S)
     job_s = download_s = None
     process_growth = busy_health = None

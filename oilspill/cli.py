@@ -288,7 +288,11 @@ async def _segment_async(
     from oilspill.server.service import Service
 
     with tempfile.TemporaryDirectory(prefix="oilspill-") as tmp:
-        work = dataclasses.replace(settings, data_dir=Path(tmp), ttl=86400)
+        # Threads unless asked: worker processes would cost the first result their start.
+        processes = "no" if settings.worker_processes == "auto" else settings.worker_processes
+        work = dataclasses.replace(
+            settings, data_dir=Path(tmp), ttl=86400, worker_processes=processes
+        )
         async with Service(work) as service:
             jobs, folders = [], []
             if files:

@@ -54,6 +54,12 @@ def _bool(text: str) -> bool:
     raise ValueError(f"{text!r} is not a yes/no value (use 1/0, true/false, yes/no)")
 
 
+def _auto_bool(text: str) -> str:
+    """auto, yes or no, from those words or any yes/no value `_bool` takes."""
+    value = str(text).strip().lower()
+    return "auto" if value == "auto" else ("yes" if _bool(value) else "no")
+
+
 def _setting(
     default: Any, help: str, cast: Callable[[str], Any] | None = None, *, secret: bool = False
 ) -> Any:
@@ -84,11 +90,13 @@ class Settings:
     data_dir: Path = _setting("./results", "Folder for uploads, job files and results.", Path)
     ttl: int = _setting(600, "Seconds a finished job's results stay downloadable.")
     workers: int = _setting(0, "Images processed at once; 0 means one per CPU core.")
-    worker_processes: bool = _setting(
-        False,
-        "Run the embedded detector's images in worker processes, not threads: the API "
-        "shares no interpreter lock with them (1/true/yes; more memory per worker).",
-        _bool,
+    worker_processes: str = _setting(
+        "auto",
+        "Run the embedded detector's images in worker processes (yes) or threads (no): "
+        "in processes they share no interpreter lock with each other or the API, at the "
+        "price of a process per worker. auto: processes for the embedded detector with 2 "
+        "or more workers (`segment` keeps threads, for its start-up).",
+        _auto_bool,
     )
     max_upload_mb: int = _setting(
         2048,
@@ -231,6 +239,8 @@ class Settings:
             raise ConfigError(
                 f"log level must be one of {', '.join(LOG_LEVELS)}, not {self.log_level!r}"
             )
+        if self.worker_processes not in ("auto", "yes", "no"):
+            raise ConfigError(f"worker_processes is auto, yes or no, not {self.worker_processes!r}")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"log format must be text or json, not {self.log_format!r}")
         if min(self.max_jobs_per_client, self.uploads_per_minute, self.webhook_retries) < 0:
@@ -257,6 +267,15 @@ class Settings:
     @property
     def worker_count(self) -> int:
         return self.workers or _cpu_count()
+
+    @property
+    def processes(self) -> bool:
+        """Whether the embedded detector's images run in worker processes (`worker_processes`
+        resolved): with threads, two images and the API take turns at one interpreter lock,
+        which cost 2 workers ~8 % of their rate (bench/speed.py)."""
+        if self.worker_processes == "auto":
+            return self.backend == "sar" and self.worker_count >= 2
+        return self.worker_processes == "yes"
 
     @property
     def cors_origin_list(self) -> list[str]:

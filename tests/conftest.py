@@ -20,7 +20,13 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def factory(**overrides: Any) -> TestClient:
-        values: dict[str, Any] = {"data_dir": tmp_path / "data", "workers": 2, "ttl": 600}
+        # Threads unless a test asks for processes: a monkeypatched function runs in threads.
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "workers": 2,
+            "ttl": 600,
+            "worker_processes": "no",
+        }
         values.update(overrides)
         client = TestClient(create_app(Settings(**values)))
         client.__enter__()

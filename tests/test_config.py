@@ -67,3 +67,26 @@ def test_settings_command_prints_the_table(capsys: pytest.CaptureFixture[str]) -
 def test_an_unknown_log_level_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="log level must be one of"):
         Settings(log_level="verbose")
+
+
+@pytest.mark.parametrize(
+    ("values", "processes"),
+    [
+        ({}, True),  # the embedded detector on 2 workers: processes
+        ({"workers": 1}, False),
+        ({"worker_processes": "no"}, False),
+        ({"worker_processes": "yes", "workers": 1}, True),
+        ({"backend": "http", "ml_url": "http://127.0.0.1:9/segment"}, False),
+    ],
+)
+def test_worker_processes_auto_means_processes_for_the_embedded_detector_on_2_workers(
+    values: dict[str, str | int], processes: bool
+) -> None:
+    settings = load_settings({"workers": 2, **values}, environ={}, dotenv=None)
+    assert settings.processes is processes
+
+
+def test_worker_processes_takes_auto_or_a_yes_no_value() -> None:
+    assert load_settings(environ={"OILSPILL_WORKER_PROCESSES": "TRUE"}, dotenv=None).processes
+    with pytest.raises(ConfigError, match="OILSPILL_WORKER_PROCESSES='sometimes'"):
+        load_settings(environ={"OILSPILL_WORKER_PROCESSES": "sometimes"}, dotenv=None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio.to_thread
 
 from oilspill import sar
@@ -26,11 +28,20 @@ class LocalSegmenter:
 
     async def start(self) -> None:
         """Load the oil network (ONNX Runtime's import and session, ~0.1 s) before the
-        first image, so that it is not the first image's wait."""
+        first image, so that it is not the first image's wait: here, and in each worker
+        process when images run in processes (one call per worker, all at once, starts
+        them all)."""
         await anyio.to_thread.run_sync(oilnet.load)
+        if self.cpu.processes:
+            await asyncio.gather(*(self.cpu.run_isolated(_warm) for _ in range(self.cpu.size)))
 
     async def aclose(self) -> None:
         return None
+
+
+def _warm() -> None:
+    """A worker process's first call: the detector's imports and the oil network's session."""
+    oilnet.load()
 
 
 def segment_raster(raster: Raster, pixel_size_m: float | None = None) -> Segmentation:

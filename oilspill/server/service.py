@@ -51,7 +51,7 @@ class Service:
     ) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
-        self.cpu = CpuPool(settings.worker_count, settings.worker_processes)
+        self.cpu = CpuPool(settings.worker_count, settings.processes)
         self.segmenter = segmenter or make_segmenter(settings, self.cpu)
         self.metrics = metrics or Metrics(self.segmenter.name)
         self.clients = ClientLimits(settings.max_jobs_per_client, settings.uploads_per_minute)

@@ -576,7 +576,8 @@ def test_images_a_worker_has_in_hand_say_processing(
         job = client.get(url).json()
         states = [i["status"] for i in job["images"]]
         seen.update(states)
-        assert states.count("processing") <= 1  # one worker
+        # One worker: its image, and the one before it while that one's commit runs.
+        assert states.count("processing") <= 2
         if job["state"] in ("succeeded", "failed"):
             break
         time.sleep(0.02)

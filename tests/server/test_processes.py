@@ -25,7 +25,7 @@ def test_processes_give_the_threads_results_and_keep_a_broken_image_its_own(
     scenes = {f"s{n}.png": encode(sar_image(n, (320, 240))) for n in range(3)}
     data = make_zip({**scenes, "broken.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40})
     threads = _images(make_client(data_dir=tmp_path / "threads"), data)
-    processes = _images(make_client(data_dir=tmp_path / "processes", worker_processes=True), data)
+    processes = _images(make_client(data_dir=tmp_path / "processes", worker_processes="yes"), data)
     keys = ("name", "status", "slicks", "oil_pixels", "error_code")
     assert [{k: i[k] for k in keys} for i in processes] == [
         {k: i[k] for k in keys} for i in threads
