@@ -168,6 +168,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process and its live descendants (a service's worker processes,
+    which live as long as it does)."""
+    total = 0.0
+    for each in tree_pids(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(each)
+    return total
+
+
 def own_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -383,7 +393,7 @@ def run_job(
     """One job, timed from upload start to SUCCESS and to the end of the download."""
     with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
         latencies: list[float] = []
-        cpu0 = cpu_seconds(server.pid), _cpu_of(ml)
+        cpu0 = tree_cpu_seconds(server.pid), _cpu_of(ml)
         own0, busy0 = own_cpu_seconds(), machine_busy_seconds()
         t0 = time.perf_counter()
         job = upload(client, zip_path)
@@ -400,7 +410,7 @@ def run_job(
         except RuntimeError as exc:  # a broken download is reported, not fatal
             size, t_dl, problems = 0, math.nan, [str(exc)]
         result_zip.unlink(missing_ok=True)
-        cpu = cpu_seconds(server.pid) - cpu0[0], _cpu_of(ml) - cpu0[1]
+        cpu = tree_cpu_seconds(server.pid) - cpu0[0], _cpu_of(ml) - cpu0[1]
         ours = cpu[0] + (cpu[1] if ml else 0.0) + own_cpu_seconds() - own0
         others = (machine_busy_seconds() - busy0 - ours) / (time.perf_counter() - t0)
         errors = len(status["result"].get("errors", []))
