@@ -165,6 +165,12 @@ class ImageError(OilspillError):
     code = "bad_image"
 
 
+class WorkerDied(ImageError):
+    """The worker process segmenting an image died (killed for memory, or a native crash)."""
+
+    code = "worker_died"
+
+
 class BackendError(ImageError):
     """The remote segmenter failed for one image."""
 

@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import ctypes
 import functools
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,13 +22,17 @@ import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import cv2
 
+from oilspill.errors import WorkerDied
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 WORKER_NICE = 10  # worker processes' niceness, above the service's
 
 
@@ -47,10 +52,13 @@ class CpuPool:
         )
         self._processes: ProcessPoolExecutor | None = None
         if processes and size > 0:
-            # spawn: fresh interpreters, not forks of this process and its threads (unsafe);
-            # they are this process's children, and die with it (`_child_init`).
-            context = multiprocessing.get_context("spawn")
-            self._processes = ProcessPoolExecutor(size, context, initializer=_child_init)
+            self._processes = self._new_processes()
+
+    def _new_processes(self) -> ProcessPoolExecutor:
+        # spawn: fresh interpreters, not forks of this process and its threads (unsafe);
+        # they are this process's children, and die with it (`_child_init`).
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.size, context, initializer=_child_init)
 
     @property
     def processes(self) -> bool:
@@ -59,12 +67,27 @@ class CpuPool:
 
     async def run_isolated(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` in a worker process when there are some, else as `run` does; the
-        arguments and the result cross by pickling, so keep them small (paths, records)."""
+        arguments and the result cross by pickling, so keep them small (paths, records).
+
+        A worker process that dies (the kernel's OOM killer, a crash in a native library)
+        breaks the pool and every call running in it: those raise WorkerDied, and the
+        next calls get a fresh pool."""
         if self._processes is None:
             return await self.run(func, *args)
         async with self._limiter:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._processes, functools.partial(func, *args))
+            pool = self._processes
+            try:
+                return await loop.run_in_executor(pool, functools.partial(func, *args))
+            except BrokenProcessPool as exc:
+                if self._processes is pool:  # the first caller to see it replaces it
+                    log.error("a worker process died; starting new ones")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._processes = self._new_processes()
+                raise WorkerDied(
+                    "the worker process segmenting this image died (out of memory, or a "
+                    "crash in a native library)"
+                ) from exc
 
     async def aclose(self) -> None:
         """Stop the worker processes and threads: queued calls are dropped, running ones end

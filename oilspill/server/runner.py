@@ -26,7 +26,7 @@ import anyio.to_thread
 from oilspill.backends import CpuPool
 from oilspill.backends.base import Segmenter
 from oilspill.backends.sar import LocalSegmenter
-from oilspill.errors import ImageError, is_disk_full
+from oilspill.errors import ImageError, WorkerDied, is_disk_full
 from oilspill.io import images
 from oilspill.server import logs, reports, results
 from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
@@ -255,17 +255,22 @@ class Runner:
         try:
             if isinstance(self.segmenter, LocalSegmenter):
                 # The whole image in one call, in a worker thread or process.
-                whole: dict[str, Any] = await self.cpu.run_isolated(
-                    results.process_file,
-                    path,
-                    item.name,
-                    item.fmt,
-                    self.read_options,
-                    self.segmenter.pixel_size_m,
-                    self.store.out_dir(job.id),
-                    item.index,
-                    item.mask_name,
-                )
+                out_dir, pixel_size = self.store.out_dir(job.id), self.segmenter.pixel_size_m
+                args: tuple[Any, ...] = (path, item.name, item.fmt, self.read_options)
+                args += (pixel_size, out_dir, item.index, item.mask_name)
+                try:
+                    whole: dict[str, Any] = await self.cpu.run_isolated(results.process_file, *args)
+                except WorkerDied:
+                    # A dying worker process takes the pool's other image with it: each is
+                    # tried once more, so only the one that kills its worker again fails.
+                    log.warning("job %s: %s: worker process died; trying again", job.id, item.name)
+                    try:
+                        whole = await self.cpu.run_isolated(results.process_file, *args)
+                    except WorkerDied as exc:
+                        raise WorkerDied(
+                            f"{exc.message}, twice on this image; it may need more memory than "
+                            "the server has: try it alone, or with fewer --workers"
+                        ) from exc
                 for stage, seconds in whole.pop(results.STAGES_KEY, {}).items():
                     if self.metrics is not None:
                         self.metrics.stage(stage, seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -70,3 +72,26 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the worker processes in /proc")
+def test_a_killed_worker_process_costs_no_image(start_server: Callable[..., Server]) -> None:
+    """SIGKILL to a worker process (as the OOM killer sends) mid-job: its pool is replaced,
+    the images it broke are tried again, and every image ends done."""
+    server = start_server("--workers", "2")  # worker processes: the default with 2 workers
+    scenes = {f"s{n:02d}.png": encode(sar_image(n, (1250, 650))) for n in range(16)}
+    with server.client() as client:
+        job_id = upload(client, make_zip(scenes)).json()["job_id"]
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/jobs/{job_id}").json()["progress"]["done"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        workers = [p for p in _children(server.proc.pid) if "spawn_main" in _cmdline(p)]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        status = wait_for(client, job_id)
+        assert status["status"] == "SUCCESS" and status["result"]["errors"] == []
+        assert len(status["result"]["processed_files"]) == 16
+        next_job = upload(client, image_zip(2)).json()["job_id"]
+        assert wait_for(client, next_job)["status"] == "SUCCESS"  # the new processes work
+    assert "worker process died" in server.log.read_text()
