@@ -80,6 +80,16 @@ def test_segment_a_missing_input_is_an_error(
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_segment_of_files_that_are_no_images_says_so_of_the_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    assert main(["segment", str(notes), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "the files given hold no readable images" in err and "notes.txt" in err
+
+
 def test_segment_prints_no_log_lines_and_a_summary_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -298,7 +298,7 @@ def collect(paths: list[Path], input_dir: Path, limits: Limits) -> Unpacked:
         with dest.open("rb") as fh:
             head = fh.read(64)
         _admit(result, taken, path.name, dest, head, limits)
-    return _checked(result)
+    return _checked(result, "the files given hold")
 
 
 # ---------------------------------------------------------------- Sentinel-1 products
@@ -451,12 +451,11 @@ def _admit(
     result.items.append(item)
 
 
-def _checked(result: Unpacked) -> Unpacked:
+def _checked(result: Unpacked, holder: str = "the zip holds") -> Unpacked:
     if not any(item.status is ItemStatus.PENDING for item in result.items):
         listed = ", ".join(result.skipped[:5]) or "none"
         raise NoImages(
-            "the zip holds no readable images (PNG, JPEG, WebP, BMP or TIFF); "
-            f"skipped files: {listed}"
+            f"{holder} no readable images (PNG, JPEG, WebP, BMP or TIFF); skipped files: {listed}"
         )
     return result
 
