@@ -272,7 +272,7 @@ class Settings:
     def processes(self) -> bool:
         """Whether the embedded detector's images run in worker processes (`worker_processes`
         resolved): with threads, two images and the API take turns at one interpreter lock,
-        which cost 2 workers ~8 % of their rate (bench/speed.py)."""
+        which cost 2 workers 7-11 % of their rate (bench/speed.py, README)."""
         if self.worker_processes == "auto":
             return self.backend == "sar" and self.worker_count >= 2
         return self.worker_processes == "yes"
