@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -254,23 +255,7 @@ class Runner:
         path = self.store.input_path(job.id, item.index)
         try:
             if isinstance(self.segmenter, LocalSegmenter):
-                # The whole image in one call, in a worker thread or process.
-                out_dir, pixel_size = self.store.out_dir(job.id), self.segmenter.pixel_size_m
-                args: tuple[Any, ...] = (path, item.name, item.fmt, self.read_options)
-                args += (pixel_size, out_dir, item.index, item.mask_name)
-                try:
-                    whole: dict[str, Any] = await self.cpu.run_isolated(results.process_file, *args)
-                except WorkerDied:
-                    # A dying worker process takes the pool's other image with it: each is
-                    # tried once more, so only the one that kills its worker again fails.
-                    log.warning("job %s: %s: worker process died; trying again", job.id, item.name)
-                    try:
-                        whole = await self.cpu.run_isolated(results.process_file, *args)
-                    except WorkerDied as exc:
-                        raise WorkerDied(
-                            f"{exc.message}, twice on this image; it may need more memory than "
-                            "the server has: try it alone, or with fewer --workers"
-                        ) from exc
+                whole = await self._whole_image(job, item, self.segmenter.pixel_size_m)
                 for stage, seconds in whole.pop(results.STAGES_KEY, {}).items():
                     if self.metrics is not None:
                         self.metrics.stage(stage, seconds)
@@ -323,6 +308,35 @@ class Runner:
                 "error": f"internal error while processing this image: {exc!r}",
                 "error_code": "internal_error",
             }
+
+    async def _whole_image(
+        self, job: Job, item: Item, pixel_size_m: float | None
+    ) -> dict[str, Any]:
+        """The embedded detector's image in one call (`results.process_file`), in a worker
+        thread or process. A dying worker process takes the pool's other image with it:
+        each is tried once more, so only one that kills its worker again fails."""
+        call = functools.partial(
+            results.process_file,
+            self.store.input_path(job.id, item.index),
+            item.name,
+            item.fmt,
+            self.read_options,
+            pixel_size_m,
+            self.store.out_dir(job.id),
+            item.index,
+            item.mask_name,
+        )
+        try:
+            return await self.cpu.run_isolated(call)
+        except WorkerDied:
+            log.warning("job %s: %s: worker process died; trying again", job.id, item.name)
+        try:
+            return await self.cpu.run_isolated(call)
+        except WorkerDied as exc:
+            raise WorkerDied(
+                f"{exc.message}, twice on this image; it may need more memory than the "
+                "server has: try it alone, or with fewer --workers"
+            ) from exc
 
     def _timed(self, stage: str, started: float) -> float:
         """Record the seconds of a stage since `started`; return the time now."""
