@@ -170,10 +170,12 @@ class Parts:
     def __init__(self, work: Path, scenes: Path) -> None:
         import cv2
 
+        from oilspill.backends import cpu
         from oilspill.io import images
         from oilspill.sar import oilnet
 
         cv2.setNumThreads(1)
+        cpu.keep_freed_memory()  # the parts as the service's workers run them
         oilnet.load()
         folder, self.out = work / "parts", work / "parts-out"
         self.out.mkdir()

@@ -38,15 +38,16 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
 
     import cv2
 
+    from oilspill.backends import cpu, transport
     from oilspill.backends import http as http_backend
     from oilspill.backends import sar as sar_backend
-    from oilspill.backends import transport
     from oilspill.io import images
     from oilspill.io.images import Raster
     from oilspill.sar import synth
     from oilspill.server import results
 
     cv2.setNumThreads(threads)
+    cpu.keep_freed_memory()  # as the service's workers run
     paths = []
     for i in range(n):
         jpeg = i % 2 == 1
