@@ -9,8 +9,9 @@ each of its stages, from its own wall-time record), each output (overlay, mask,
 mask preview, original preview, thumbnail, record), write_outputs as a whole, and
 the http backend's work around its remote call (the remote answered with the
 input itself, as the earlier system's echo model does). Each scene goes through
-twice; the first pass warms up, the second is timed. CPU time, unlike wall time,
-does not depend on other processes' load.
+twice; the first pass warms up, the second is timed. Each figure is the mean of the
+PNGs' median and the JPEGs' median: a pause of the host during one image moves none.
+CPU time, unlike wall time, does not depend on other processes' load.
 Prints figures; asserts nothing.
 """
 
@@ -18,18 +19,20 @@ from __future__ import annotations
 
 import math
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import add_quiet_arg, finish, make_parser, quiet_before, say, session
+from _common import add_quiet_arg, finish, make_parser, median, quiet_before, say, session
 
 
 def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float]]:
-    """Wall and CPU ms per image of each step, over `n` synthetic scenes (seeds 3000..):
-    half PNG, half grey JPEG (quality 90), as users send them.
+    """Wall and CPU ms per image of each step over `n` synthetic scenes (seeds 3000..):
+    half PNG, half grey JPEG (quality 90), as users send them; for each step, the mean of
+    the PNGs' median and the JPEGs' (`_typical`).
 
     OpenCV runs `threads` threads per call: 1, as in the service's workers, so the CPU
     times are one worker's. The detector's own stages are its wall times (`timings_ms`).
@@ -61,13 +64,15 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
         assert ok
         path.write_bytes(buf.tobytes())
         paths.append(path)
-    totals: dict[str, tuple[float, float]] = {}
+    # (format, wall s, CPU s), image by image
+    times: dict[str, list[tuple[str, float, float]]] = {}
+    fmt = ""
 
     def timed(key: str, func: Callable[..., Any], *args: Any) -> Any:
         t0, c0 = time.perf_counter(), time.process_time()
         out = func(*args)
-        wall, cpu = totals.get(key, (0.0, 0.0))
-        totals[key] = (wall + time.perf_counter() - t0, cpu + time.process_time() - c0)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        times.setdefault(key, []).append((fmt, wall, cpu))
         return out
 
     def preview(raster: Raster) -> bytes:
@@ -83,15 +88,14 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
     out = work / "stages-out"
     out.mkdir()
     for rep in range(2):  # the first pass warms up; the second is timed
-        totals.clear()
+        times.clear()
         for i, path in enumerate(paths):
             fmt = "jpeg" if path.suffix == ".jpg" else "png"
             options = images.ReadOptions(10**9)
             raster = timed("decode", images.load, path, path.name, fmt, options)
             seg = timed("detect (all stages)", sar_backend.segment_raster, raster)
             for stage, ms in seg.info.get("timings_ms", {}).items():
-                wall = totals.get(f"  detect: {stage}", (0.0, math.nan))[0]
-                totals[f"  detect: {stage}"] = (wall + ms / 1000, math.nan)
+                times.setdefault(f"  detect: {stage}", []).append((fmt, ms / 1000, math.nan))
             timed(f"  output: overlay encode ({fmt.upper()})", images.encode, seg.overlay, fmt)
             timed("  output: mask encode (PNG)", encode_mask, seg.mask)
             timed("  output: mask preview (palette PNG)", results.mask_preview, seg.mask)
@@ -126,7 +130,16 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
     shutil.rmtree(out)
     for path in paths:
         path.unlink()
-    return {k: (wall * 1000 / n, cpu * 1000 / n) for k, (wall, cpu) in totals.items()}
+    return {key: _typical(rows) for key, rows in times.items()}
+
+
+def _typical(rows: list[tuple[str, float, float]]) -> tuple[float, float]:
+    """Wall and CPU ms of a typical image: the mean over formats of each format's median,
+    so that one image the host paused during moves no figure."""
+    formats = sorted({f for f, _, _ in rows})
+    walls = [median([w for f, w, _ in rows if f == one]) for one in formats]
+    cpus = [median([c for f, _, c in rows if f == one]) for one in formats]
+    return 1000 * statistics.fmean(walls), 1000 * statistics.fmean(cpus)
 
 
 def cv2_threads() -> int:
