@@ -36,7 +36,8 @@ MIB = 1 << 20
 GIB = 1 << 30
 SCENE_SIZE = (1250, 650)  # width, height of the throughput scenes
 
-POLL_S = 0.02  # status poll interval
+POLL_S = 0.02  # status poll interval near a job's end
+EARLY_POLL_S = 0.25  # before it: one client's polls 50 times a second took ~1.5 % of the cores
 QUIET_CORES = 0.3  # a run during which other processes used more than this is "disturbed"
 REQUEST_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -302,12 +303,16 @@ def wait_job(
     interval: float = POLL_S,
     busy_slots: int = 1,
     latencies: list[float] | None = None,
+    early_interval: float | None = None,
 ) -> dict[str, Any]:
     """Poll the legacy status until the job finishes (at most `timeout` s), over one plain
     keep-alive HTTP/1.1 connection to `client`'s server: httpx's ~1 ms of client CPU a
     request, 50 times a second, took a few per cent of the two cores from the service it
     timed.
 
+    Every `interval` s; with `early_interval`, every `early_interval` s while more than
+    2 x `busy_slots` images are left (a few images' time: SUCCESS is still seen within
+    `interval` of it, and the polls' own load on the server stays small).
     Latencies (ms) of polls made while the job runs and the queue still holds
     more than `busy_slots` images (so every worker is busy) go into `latencies`.
     """
@@ -326,13 +331,11 @@ def wait_job(
                 raise RuntimeError(f"status answered {response.status}: {body}")
             if body["status"] in ("SUCCESS", "FAILURE"):
                 return body
-            if (
-                latencies is not None
-                and body["status"] == "STARTED"
-                and body["total"] - body["processed"] > busy_slots
-            ):
+            left = body["total"] - body["processed"]
+            if latencies is not None and body["status"] == "STARTED" and left > busy_slots:
                 latencies.append(elapsed * 1000)
-            time.sleep(interval)
+            early = early_interval is not None and left > 2 * busy_slots
+            time.sleep(early_interval if early_interval is not None and early else interval)
     finally:
         conn.close()
     raise TimeoutError(f"job {job_id} did not finish in {timeout:.0f}s")
@@ -389,8 +392,10 @@ def run_job(
     timeout: float = 600.0,
     ml: Sequence[Proc] = (),
     masks: bool = True,
+    early_poll: float | None = EARLY_POLL_S,
 ) -> JobRun:
-    """One job, timed from upload start to SUCCESS and to the end of the download."""
+    """One job, timed from upload start to SUCCESS and to the end of the download; its status
+    polled every `early_poll` s until its last few images, then every POLL_S s (`wait_job`)."""
     with httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT) as client:
         latencies: list[float] = []
         cpu0 = tree_cpu_seconds(server.pid), _cpu_of(ml)
@@ -398,7 +403,14 @@ def run_job(
         t0 = time.perf_counter()
         job = upload(client, zip_path)
         t_up = time.perf_counter()
-        status = wait_job(client, job["job_id"], timeout, busy_slots=workers, latencies=latencies)
+        status = wait_job(
+            client,
+            job["job_id"],
+            timeout,
+            busy_slots=workers,
+            latencies=latencies,
+            early_interval=early_poll,
+        )
         t_ok = time.perf_counter()
         if status["status"] != "SUCCESS":
             raise RuntimeError(f"job failed on {server.name}: {status['result']}")
@@ -441,6 +453,7 @@ class Config:
     server: Proc | None = None
     ml: list[Proc] = field(default_factory=list)  # the model servers it calls, if any
     masks: bool = True  # False: its backend gives no masks (an echo model server)
+    early_poll: float | None = EARLY_POLL_S  # None: the jobs' polls every POLL_S s throughout
     runs: list[JobRun] = field(default_factory=list)
 
     @property
@@ -533,7 +546,15 @@ def run_rounds(
         assert cfg.server is not None
         quiet_before(wait)
         run = run_job(
-            cfg.server, zip_path, images, cfg.busy_slots, work, deep, ml=cfg.ml, masks=cfg.masks
+            cfg.server,
+            zip_path,
+            images,
+            cfg.busy_slots,
+            work,
+            deep,
+            ml=cfg.ml,
+            masks=cfg.masks,
+            early_poll=cfg.early_poll,
         )
         cfg.runs.append(run)
         lat = run.status_ms

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenes, warm = timed_zip(run.work, args.images), warm_zip(run.work)
         workers = ["--workers", str(args.workers)]
         cfg = Config(f"w{args.workers}", f"embedded detector, --workers {args.workers}", workers)
+        cfg.early_poll = None  # the latencies are the polls': every POLL_S s, all job long
         cfg.start(run.work, run.stack, warm)
         run_rounds([cfg], scenes, args.images, args.rounds, run.work, args.quiet_wait)
         assert cfg.server is not None
