@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -100,7 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
         "zip: annotated images, masks/, summary.csv, report.json, slicks.geojson.",
     )
     segment.add_argument("inputs", nargs="+", type=Path, metavar="INPUT")
-    segment.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    segment.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output folder (it holds a hidden .oilspill-work-* folder while the command runs)",
+    )
     segment.add_argument(
         "-v", "--verbose", action="store_true", help="show the log (else errors only)"
     )
@@ -276,6 +283,7 @@ def _expand(inputs: Sequence[Path]) -> tuple[list[Path], list[Path]]:
 
 def _segment(settings: Settings, inputs: Sequence[Path], output: Path) -> int:
     files, zips = _expand(inputs)
+    output.mkdir(parents=True, exist_ok=True)
     return asyncio.run(_segment_async(settings, files, zips, output))
 
 
@@ -287,7 +295,9 @@ async def _segment_async(
     from oilspill.server import archive
     from oilspill.server.service import Service
 
-    with tempfile.TemporaryDirectory(prefix="oilspill-") as tmp:
+    # The job's folder is a hidden one in the output folder: its results are then moved into
+    # place (renamed), not copied, and the inputs linked, not copied, on one filesystem.
+    with tempfile.TemporaryDirectory(prefix=".oilspill-work-", dir=output) as tmp:
         # Threads unless asked: worker processes would cost the first result their start.
         processes = "no" if settings.worker_processes == "auto" else settings.worker_processes
         work = dataclasses.replace(
@@ -318,13 +328,25 @@ async def _segment_async(
             failed = 0
             for job, folder in zip(jobs, folders, strict=True):
                 failed += job.failed
-                for name, path in archive.entries(service.store, job):
-                    dest = folder / name
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(path, dest)
+                results = list(archive.entries(service.store, job))
+                await asyncio.to_thread(_move_out, results, folder)
             _summary_table([item for job in jobs for item in job.items])
     print(f"{total - failed} of {total} images segmented; results in {output}")
     return 1 if failed == total else 0
+
+
+def _move_out(results: Sequence[tuple[str, Path]], folder: Path) -> None:
+    """Put each (name, file) of a finished job at folder/name: renamed, or copied when the
+    folder is on another filesystem."""
+    import shutil
+
+    for name, path in results:
+        dest = folder / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, dest)
+        except OSError:
+            shutil.copyfile(path, dest)
 
 
 def _summary_table(items: Sequence[Item], most: int = 30) -> None:

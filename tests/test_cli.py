@@ -71,6 +71,8 @@ def test_segment_writes_the_same_outputs_as_the_service(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["images"][0]["slicks"]
     assert (inputs / "a.png").is_file()  # inputs are never deleted
+    # The job's work folder lived in the output folder (its results were moved out): gone.
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_segment_a_missing_input_is_an_error(
