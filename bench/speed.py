@@ -19,6 +19,8 @@
    alternately `GET /api/status/{id}` and `GET /api/v1/jobs/{id}`) while both workers
    are busy: p50 and p99 of each, with worker processes (the default) and with threads.
 4. `oilspill segment` on one scene: process start to its result on disk (median of 3).
+5. `oilspill segment` on the `-n` scenes (a folder), `--workers 1` and `2` in turn, `--rounds`
+   times: process start to exit, and the 2-vs-1 ratio (the median of the rounds' ratios).
 
 Targets of issue 14 beside each figure. Prints figures; asserts nothing.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -177,11 +180,11 @@ class Parts:
         cv2.setNumThreads(1)
         cpu.keep_freed_memory()  # the parts as the service's workers run them
         oilnet.load()
-        folder, self.out = work / "parts", work / "parts-out"
+        self.folder, self.out = work / "parts", work / "parts-out"
         self.out.mkdir()
         with zipfile.ZipFile(scenes) as zf:
-            zf.extractall(folder)
-        self.paths = sorted(p for p in folder.rglob("*") if p.is_file())
+            zf.extractall(self.folder)
+        self.paths = sorted(p for p in self.folder.rglob("*") if p.is_file())
         self.options = images.ReadOptions(10**9)
         self.rounds: list[tuple[float, float, float]] = []  # (CPU ms/img, 1-thread, 2-thread img/s)
 
@@ -240,6 +243,23 @@ def segment_one(work: Path) -> float:
         timeout=120,
     )
     return time.perf_counter() - t0
+
+
+def segment_all(work: Path, folder: Path, workers: int) -> float:
+    """Seconds from `oilspill segment FOLDER --workers N` starting to its exit, every result
+    written (start-up, which is the same for 1 and 2 workers, included)."""
+    out = work / f"segment-{workers}"
+    t0 = time.perf_counter()
+    command = ["segment", str(folder), "-o", str(out), "--workers", str(workers)]
+    subprocess.run(
+        [sys.executable, "-m", "oilspill", *command],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out)
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,6 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = median(runs)
         each = ", ".join(f"{r:.2f}" for r in runs)
         say(f"  process start to result: median {first:.2f} s ({each})")
+        say(f"\n== 5. oilspill segment, the {args.images} scenes, --workers 1 vs 2, interleaved ==")
+        seg: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(args.rounds):
+            for workers in (1, 2):
+                quiet_before(args.quiet_wait)
+                seg[workers].append(segment_all(run.work, alone.folder, workers))
+                say(f"  --workers {workers}: {seg[workers][-1]:.2f} s")
+        seg_ratio = median([one / two for one, two in zip(seg[1], seg[2], strict=True)])
 
         detect_mpx = 1e-3 * SCENE_SIZE[0] * SCENE_SIZE[1] / parts["detect (all stages)"][1]
         (bound2, alone2), (bound2t, alone2t) = alone.ratios(w2), alone.ratios(w2t)
@@ -327,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Row("  in threads: legacy", percentile(latt["legacy"], 99), "ms", 20, **worse),
             Row("  in threads: v1 job", percentile(latt["v1"], 99), "ms", 20, **worse),
             Row("oilspill segment: start to result", first, "s", 1.0, **worse),
+            Row(f"oilspill segment, {args.images} scenes: 2 vs 1 workers", seg_ratio, "x", 1.8),
         ]  # fmt: skip
         say("  (the 'old system' column holds issue 14's targets here)")
         finish(run, rows, __file__, parser, args)
