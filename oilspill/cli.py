@@ -298,11 +298,7 @@ async def _segment_async(
     # The job's folder is a hidden one in the output folder: its results are then moved into
     # place (renamed), not copied, and the inputs linked, not copied, on one filesystem.
     with tempfile.TemporaryDirectory(prefix=".oilspill-work-", dir=output) as tmp:
-        # Threads unless asked: worker processes would cost the first result their start.
-        processes = "no" if settings.worker_processes == "auto" else settings.worker_processes
-        work = dataclasses.replace(
-            settings, data_dir=Path(tmp), ttl=86400, worker_processes=processes
-        )
+        work = dataclasses.replace(settings, data_dir=Path(tmp), ttl=86400)
         async with Service(work) as service:
             jobs, folders = [], []
             if files:

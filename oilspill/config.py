@@ -95,7 +95,7 @@ class Settings:
         "Run the embedded detector's images in worker processes (yes) or threads (no): "
         "in processes they share no interpreter lock with each other or the API, at the "
         "price of a process per worker. auto: processes for the embedded detector with 2 "
-        "or more workers (`segment` keeps threads, for its start-up).",
+        "or more workers.",
         _auto_bool,
     )
     max_upload_mb: int = _setting(

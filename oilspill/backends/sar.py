@@ -28,12 +28,13 @@ class LocalSegmenter:
 
     async def start(self) -> None:
         """Load the oil network (ONNX Runtime's import and session, ~0.1 s) before the
-        first image, so that it is not the first image's wait: here, and in each worker
+        first image, so that it is not the first image's wait: here, or in each worker
         process when images run in processes (one call per worker, all at once, starts
-        them all)."""
-        await anyio.to_thread.run_sync(oilnet.load)
+        them all; first, so that they fork from a process without other threads)."""
         if self.cpu.processes:
             await asyncio.gather(*(self.cpu.run_isolated(_warm) for _ in range(self.cpu.size)))
+        else:
+            await anyio.to_thread.run_sync(oilnet.load)
 
     async def aclose(self) -> None:
         return None

@@ -58,13 +58,21 @@ def test_worker_processes_die_with_a_killed_service(
         assert (
             wait_for(client, upload(client, image_zip(4)).json()["job_id"])["status"] == "SUCCESS"
         )
-    workers = [p for p in _children(server.proc.pid) if "spawn_main" in _cmdline(p)]
+    workers = _workers(server.proc.pid)
     assert len(workers) == 2
+    # Forked at the start, from a process with no other thread: no fresh interpreter.
+    assert not [p for p in workers if "spawn_main" in _cmdline(p)]
     server.stop(kill=True)  # SIGKILL: nothing of ours runs to stop them
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
         time.sleep(0.05)
     assert not [p for p in workers if Path(f"/proc/{p}").exists() and _cmdline(p)]
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of the service `pid`: its children but multiprocessing's
+    resource tracker (which spawned pools start)."""
+    return [p for p in _children(pid) if "resource_tracker" not in _cmdline(p)]
 
 
 def _cmdline(pid: int) -> str:
@@ -86,7 +94,7 @@ def test_a_killed_worker_process_costs_no_image(start_server: Callable[..., Serv
         while client.get(f"/api/v1/jobs/{job_id}").json()["progress"]["done"] < 1:
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        workers = [p for p in _children(server.proc.pid) if "spawn_main" in _cmdline(p)]
+        workers = _workers(server.proc.pid)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)
         status = wait_for(client, job_id)
@@ -94,4 +102,7 @@ def test_a_killed_worker_process_costs_no_image(start_server: Callable[..., Serv
         assert len(status["result"]["processed_files"]) == 16
         next_job = upload(client, image_zip(2)).json()["job_id"]
         assert wait_for(client, next_job)["status"] == "SUCCESS"  # the new processes work
+        # The service runs threads by now: its new workers are fresh interpreters, not forks.
+        replaced = [p for p in _workers(server.proc.pid) if p not in workers]
+        assert replaced and all("spawn_main" in _cmdline(p) for p in replaced)
     assert "worker process died" in server.log.read_text()
