@@ -20,8 +20,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Before NumPy loads (`config` imports it): the workers are the commands' parallelism, and a
+# BLAS thread pool (OpenBLAS starts one as NumPy loads) would only compete with them; its idle
+# threads would also leave the service no moment without threads to fork its worker
+# processes in (`cpu.CpuPool`).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from oilspill import __version__
-from oilspill.config import ENV_PREFIX, SETTINGS, Settings, load_settings, markdown_table
+from oilspill.config import (
+    ENV_PREFIX,
+    SETTINGS,
+    Settings,
+    load_settings,
+    markdown_table,
+)
 from oilspill.errors import OilspillError
 
 if TYPE_CHECKING:

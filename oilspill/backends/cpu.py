@@ -57,16 +57,15 @@ class CpuPool:
     def _new_processes(self) -> ProcessPoolExecutor:
         """The worker processes, this process's children, which die with it (`_child_init`).
 
-        Forked on Linux while this process runs no other Python thread (the first call,
-        made at the service's start, before any): a fork has this process's modules already
-        imported and is ready in ~0.1 s, not the ~0.4 s a fresh interpreter takes to import
-        them, which `oilspill segment` paid before its first image. Otherwise (a replacement
-        once threads run, whose locks a fork would copy held; other systems) they are fresh
-        interpreters (spawn). The pool forks them all at its first call, before it starts
-        threads of its own.
+        Forked on Linux while this process runs no other thread (the first call, made at
+        the service's start, before any; the CLI keeps OpenBLAS from starting its own):
+        a fork has this process's modules already imported and is ready in ~0.1 s, not the
+        ~0.4 s a fresh interpreter takes to import them, which `oilspill segment` paid before
+        its first image. Otherwise (a replacement once threads run, whose locks a fork would
+        copy held; other systems) they are fresh interpreters (spawn). The pool forks them
+        all at its first call, before it starts threads of its own.
         """
-        single = threading.active_count() == 1
-        method = "fork" if sys.platform.startswith("linux") and single else "spawn"
+        method = "fork" if sys.platform.startswith("linux") and _threads() == 1 else "spawn"
         context = multiprocessing.get_context(method)
         return ProcessPoolExecutor(self.size, context, initializer=_child_init)
 
@@ -121,6 +120,15 @@ class CpuPool:
             loop = asyncio.get_running_loop()
             context = contextvars.copy_context()  # the caller's log context, as anyio does
             return await loop.run_in_executor(self._threads, context.run, call)
+
+
+def _threads() -> int:
+    """Threads this process runs, native ones too (Linux's count), else Python's."""
+    try:
+        with open("/proc/self/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[17])
+    except (OSError, ValueError, IndexError):
+        return threading.active_count()
 
 
 def _thread_init() -> None:
