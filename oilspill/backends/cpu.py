@@ -166,10 +166,12 @@ def keep_freed_memory() -> None:
 
 def _child_init() -> None:
     # A forked worker starts with the service's signal set-up: the event loop's wakeup fd
-    # (a signal here would reach the service's loop) and its handlers. A Ctrl-C reaches
-    # the whole process group: the service decides when its workers stop (they finish
-    # their image within the shutdown grace, and die with the service).
+    # (a signal here would reach the service's loop) and its handlers (the server's SIGTERM
+    # one would keep it alive when its pool terminates it). A Ctrl-C reaches the whole
+    # process group: the service decides when its workers stop (they finish their image
+    # within the shutdown grace, and die with the service).
     signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one image per process: the processes are the parallelism
     keep_freed_memory()

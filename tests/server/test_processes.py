@@ -69,6 +69,24 @@ def test_worker_processes_die_with_a_killed_service(
     assert not [p for p in workers if Path(f"/proc/{p}").exists() and _cmdline(p)]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="finds the worker processes in /proc")
+def test_a_forked_worker_process_ends_on_sigterm(start_server: Callable[..., Server]) -> None:
+    """A fork starts with the server's signal handlers; its pool terminates it (SIGTERM) when
+    it is broken, and then it must end, not ask a server it does not run to stop."""
+    server = start_server("--workers", "2")
+    with server.client() as client:
+        job = upload(client, image_zip(2)).json()["job_id"]
+        assert wait_for(client, job)["status"] == "SUCCESS"
+        worker = _workers(server.proc.pid)[0]
+        os.kill(worker, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _cmdline(worker):
+            time.sleep(0.05)
+        assert not _cmdline(worker)  # gone, or a zombie until its pool reaps it
+        job = upload(client, image_zip(2)).json()["job_id"]
+        assert wait_for(client, job)["status"] == "SUCCESS"  # on new workers
+
+
 def _workers(pid: int) -> list[int]:
     """The worker processes of the service `pid`: its children but multiprocessing's
     resource tracker (which spawned pools start)."""
