@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -336,16 +336,16 @@ async def _segment_async(
             failed = 0
             for job, folder in zip(jobs, folders, strict=True):
                 failed += job.failed
-                results = list(archive.entries(service.store, job))
-                await asyncio.to_thread(_move_out, results, folder)
+                await asyncio.to_thread(_move_out, archive.entries(service.store, job), folder)
             _summary_table([item for job in jobs for item in job.items])
     print(f"{total - failed} of {total} images segmented; results in {output}")
     return 1 if failed == total else 0
 
 
-def _move_out(results: Sequence[tuple[str, Path]], folder: Path) -> None:
-    """Put each (name, file) of a finished job at folder/name: renamed, or copied when the
-    folder is on another filesystem."""
+def _move_out(results: Iterable[tuple[str, Path]], folder: Path) -> None:
+    """Put each (name, file) of a finished job's results (`archive.entries`, which stats
+    files: here, off the loop) at folder/name: renamed, or copied when the folder is on
+    another filesystem."""
     import shutil
 
     for name, path in results:
