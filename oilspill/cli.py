@@ -311,7 +311,8 @@ async def _segment_async(
     # place (renamed), not copied, and the inputs linked, not copied, on one filesystem.
     with tempfile.TemporaryDirectory(prefix=".oilspill-work-", dir=output) as tmp:
         work = dataclasses.replace(settings, data_dir=Path(tmp), ttl=86400)
-        async with Service(work) as service:
+        # No page: no thumbnails or original previews, which no result holds.
+        async with Service(work, page_files=False) as service:
             jobs, folders = [], []
             if files:
                 jobs.append(await service.create_job_from_files(files))

@@ -62,7 +62,9 @@ class Runner:
         read_options: images.ReadOptions,
         on_finished: Callable[[Job], None],
         metrics: Metrics | None = None,
+        page_files: bool = True,
     ) -> None:
+        self.page_files = page_files  # the page's previews (`results.write_outputs`)
         self.store = store
         self.segmenter = segmenter
         self.cpu = cpu
@@ -271,7 +273,13 @@ class Runner:
                 started = self._timed("segment", started)
                 out_dir = self.store.out_dir(job.id)
                 record: dict[str, Any] = await self.cpu.run(
-                    results.write_outputs, raster, seg, out_dir, item.index, item.mask_name
+                    results.write_outputs,
+                    raster,
+                    seg,
+                    out_dir,
+                    item.index,
+                    item.mask_name,
+                    self.page_files,
                 )
                 self._timed("write", started)
                 return record
@@ -325,6 +333,7 @@ class Runner:
             self.store.out_dir(job.id),
             item.index,
             item.mask_name,
+            self.page_files,
         )
         try:
             return await self.cpu.run_isolated(call)

@@ -48,6 +48,7 @@ class Service:
         segmenter: Segmenter | None = None,
         *,
         metrics: Metrics | None = None,
+        page_files: bool = True,
     ) -> None:
         self.settings = settings
         self.store = JobStore(settings.data_dir)
@@ -69,6 +70,7 @@ class Service:
             read_options=settings.read_options,
             on_finished=self._finished,
             metrics=self.metrics,
+            page_files=page_files,
         )
         self.expiry = Expiry(self._expire)
         self.jobs: dict[str, Job] = {}
