@@ -225,8 +225,23 @@ class Parts:
         return bound, alone
 
 
+def timed_segment(inputs: Path, out: Path, *options: str) -> float:
+    """Seconds from `oilspill segment INPUTS -o OUT OPTIONS` starting to its exit, every
+    result written (its start-up included); OUT is deleted after."""
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "oilspill", "segment", str(inputs), "-o", str(out), *options],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out)
+    return seconds
+
+
 def segment_one(work: Path) -> float:
-    """Seconds from `oilspill segment` starting to its exit with the result written."""
+    """`timed_segment` of one synthetic scene."""
     import cv2
 
     from oilspill.sar import synth
@@ -235,31 +250,7 @@ def segment_one(work: Path) -> float:
     ok, data = cv2.imencode(".png", synth.make_scene(seed=4242, size=SCENE_SIZE).image)
     assert ok
     scene.write_bytes(data.tobytes())
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "oilspill", "segment", str(scene), "-o", str(work / "one-out")],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    return time.perf_counter() - t0
-
-
-def segment_all(work: Path, folder: Path, workers: int) -> float:
-    """Seconds from `oilspill segment FOLDER --workers N` starting to its exit, every result
-    written (start-up, which is the same for 1 and 2 workers, included)."""
-    out = work / f"segment-{workers}"
-    t0 = time.perf_counter()
-    command = ["segment", str(folder), "-o", str(out), "--workers", str(workers)]
-    subprocess.run(
-        [sys.executable, "-m", "oilspill", *command],
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    seconds = time.perf_counter() - t0
-    shutil.rmtree(out)
-    return seconds
+    return timed_segment(scene, work / "one-out")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -326,7 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for _ in range(args.rounds):
             for workers in (1, 2):
                 quiet_before(args.quiet_wait)
-                seg[workers].append(segment_all(run.work, alone.folder, workers))
+                out = run.work / f"segment-{workers}"
+                seg[workers].append(timed_segment(alone.folder, out, "--workers", str(workers)))
                 say(f"  --workers {workers}: {seg[workers][-1]:.2f} s")
         seg_ratio = median([one / two for one, two in zip(seg[1], seg[2], strict=True)])
 

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -302,8 +303,6 @@ def _segment(settings: Settings, inputs: Sequence[Path], output: Path) -> int:
 async def _segment_async(
     settings: Settings, files: list[Path], zips: list[Path], output: Path
 ) -> int:
-    import shutil
-
     from oilspill.server import archive
     from oilspill.server.service import Service
 
@@ -347,8 +346,6 @@ def _move_out(results: Iterable[tuple[str, Path]], folder: Path) -> None:
     """Put each (name, file) of a finished job's results (`archive.entries`, which stats
     files: here, off the loop) at folder/name: renamed, or copied when the folder is on
     another filesystem."""
-    import shutil
-
     for name, path in results:
         dest = folder / name
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,6 @@ class Runner:
         metrics: Metrics | None = None,
         page_files: bool = True,
     ) -> None:
-        self.page_files = page_files  # the page's previews (`results.write_outputs`)
         self.store = store
         self.segmenter = segmenter
         self.cpu = cpu
@@ -73,6 +72,7 @@ class Runner:
         self.read_options = read_options
         self.on_finished = on_finished
         self.metrics = metrics
+        self.page_files = page_files  # the page's previews (`results.write_outputs`)
         self._queue: asyncio.Queue[tuple[Job, Item]] = asyncio.Queue()
         self._cancelled: set[str] = set()
         self._remaining: dict[str, int] = {}  # images of each job not yet processed
