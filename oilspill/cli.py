@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 # Before NumPy loads (`config` imports it): the workers are the commands' parallelism, and a
 # BLAS thread pool (OpenBLAS starts one as NumPy loads) would only compete with them; its idle
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("oilspill")
 REPEATABLE = {"ml_url", "api_key", "webhook_allow"}
+# Commands whose work is all done (files closed, worker processes ended) when `main` returns.
+FAST_EXIT = {"segment", "synth"}
 ML_SERVE_PORT = 8002
 ML_SERVE_SETTINGS = [
     "host", "port", "workers", "backend", "model", "model_kind", "device", "model_size",
@@ -163,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the table of settings that the README shows.",
     )
     return parser
+
+
+def run() -> NoReturn:
+    """The `oilspill` command (and `python -m oilspill`): `main`, then, after a command that
+    has finished all its work (`segment`, `synth`), an exit that skips the interpreter's
+    teardown: freeing every module of NumPy, OpenCV and the rest took ~0.13 s of a 0.8 s
+    `segment` of one scene on a 2-core host, after the last file was written and closed."""
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    code = main()
+    if command in FAST_EXIT:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more can be said
+                code = code or 1
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

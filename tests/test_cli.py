@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -104,3 +106,26 @@ def test_segment_prints_no_log_lines_and_a_summary_table(
     lines = captured.out.splitlines()
     assert lines[0].split() == ["image", "slicks", "oil", "note"]
     assert len(lines) == 4 and "2 of 2 images segmented" in lines[-1]
+
+
+def _command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m oilspill ARGS` as a user runs it (`cli.run`), its output piped."""
+    return subprocess.run(
+        [sys.executable, "-m", "oilspill", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_command_exits_with_mains_code_after_all_is_written(tmp_path: Path) -> None:
+    # segment and synth skip the interpreter's teardown (os._exit): their piped output must
+    # still be flushed, every result on disk, and the code main's.
+    scenes = tmp_path / "s.zip"
+    assert _command("synth", "-n", "2", "-o", str(scenes), "--size", "320x200").returncode == 0
+    done = _command("segment", str(scenes), "-o", str(tmp_path / "out"), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1].startswith("2 of 2 images segmented")
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["images"]
+    assert len(list((tmp_path / "out" / "masks").glob("*.png"))) == 4  # 2 masks, 2 previews
+    assert not list((tmp_path / "out").glob(".oilspill-work-*"))
+    missing = _command("segment", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    assert _command("settings").stdout.startswith("|")

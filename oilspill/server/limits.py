@@ -15,8 +15,10 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 from oilspill.errors import TooManyRequests
 
