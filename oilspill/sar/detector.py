@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from oilspill.io.ground import Ground
-from oilspill.sar import features, forms, land, oilnet, ships
+from oilspill.sar import features, forms, land, oilnet, pixels, ships
 from oilspill.sar.records import Cls, Ship, Slick
 from oilspill.sar.tilemask import Mask
 
@@ -146,7 +146,7 @@ def analyse(
     # Half of the strongest contrast nearby: splits a sharp slick from a look-alike it lies in.
     local_max = cv2.dilate(cv2.blur(c5, (5, 5)), _DISC15)
     grow = (c5 > grow_thr) & (c5 > 0.5 * local_max) & sea2
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(grow.astype(np.uint8), connectivity=8)
+    n, lab, stats = pixels.components(grow)
     seeded = np.zeros(n, bool)
     seeded[np.unique(lab[c5 > seed_thr])] = True
     seeded[0] = False
@@ -210,7 +210,7 @@ def _oil_from_net(
             oil[y : y + bh, x : x + bw] |= o.region
     oil &= sea
     out: list[DarkObject] = []
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(oil.astype(np.uint8), connectivity=8)
+    n, lab, stats = pixels.components(oil)
     for i in range(1, n):
         if stats[i, cv2.CC_STAT_AREA] < MIN_AREA_PX:
             continue
@@ -228,7 +228,7 @@ def _oil_from_net(
         rest = o.region & ~oil[y : y + bh, x : x + bw]
         if int(rest.sum()) < MIN_AREA_PX:
             continue
-        ys, xs = np.nonzero(rest)
+        ys, xs = pixels.where(rest)
         bx, by = int(xs.min()), int(ys.min())
         sub = rest[by : int(ys.max()) + 1, bx : int(xs.max()) + 1]
         bbox = (x + bx, y + by, sub.shape[1], sub.shape[0])
@@ -348,7 +348,7 @@ def _split_two_level(
         return [parent]
     thr = _otsu(vals)
     core = cv2.medianBlur((region & (cf > thr)).astype(np.uint8) * 255, 5)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(core, connectivity=8)
+    n, lab, stats = pixels.components(core)
     out: list[DarkObject] = []
     taken = np.zeros_like(region)
     ch, cw = region.shape
@@ -443,7 +443,7 @@ def _measure(
     )
     conf = features.oil_confidence(feats)
     cls = Cls.OIL if conf >= 0.5 else Cls.LOOKALIKE
-    ys, xs = np.nonzero(region)
+    ys, xs = pixels.where(region)
     bx0, by0 = int(xs.min()), int(ys.min())
     bbox = (fx0 + bx0, fy0 + by0, int(xs.max()) - bx0 + 1, int(ys.max()) - by0 + 1)
     sub = region[by0 : by0 + bbox[3], bx0 : bx0 + bbox[2]]
@@ -527,7 +527,7 @@ def _ship_at_end(
     the slick's major axis, in its last fifth or beyond the end by at most a few widths."""
     x, y, bw, bh = o.bbox
     reach = 30.0
-    ys, xs = np.nonzero(o.region)
+    ys, xs = pixels.where(o.region)
     if xs.size == 0:
         return False
     cx, cy = x + float(xs.mean()), y + float(ys.mean())

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from oilspill.sar import pixels
+
 TEXTURE_DB = 0.8  # texture beyond speckle (std of 1/8-res cells, dB)
 BRIGHTER_DB = 1.5  # median brightness of land above the sea background
 # Land this much brighter than the sea needs no texture: real 8-bit quicklooks often show
@@ -47,7 +49,7 @@ def find_land(
         return np.zeros(coarse.shape, bool)
     cand = cv2.morphologyEx(cand, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     cand = cv2.morphologyEx(cand, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(cand, connectivity=8)
+    n, lab, stats = pixels.components(cand)
     if min_cells is None:
         min_cells = max(150, int(0.01 * coarse.size))
     land = np.zeros(coarse.shape, bool)

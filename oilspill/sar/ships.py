@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from oilspill.sar import pixels
 from oilspill.sar.records import Ship
 
 MIN_CONTRAST_DB = 6.0
@@ -40,7 +41,7 @@ def find_ships(
     # Hits are sparse: label them, then gather statistics from the hit pixels only
     # (much cheaper than connectedComponentsWithStats over the whole image).
     n, lab = cv2.connectedComponents(hit, connectivity=8)
-    ys, xs = np.nonzero(hit)
+    ys, xs = pixels.where(hit)
     ids = lab[ys, xs]
     area = np.bincount(ids, minlength=n)
     cx = np.bincount(ids, xs, minlength=n) / np.maximum(area, 1)
