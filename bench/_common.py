@@ -714,6 +714,7 @@ def session(title: str) -> Iterator[Session]:
         f"oilspill bench: {title}; {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"commit {commit}"
     )
+    say(host_pace())
     with (
         tempfile.TemporaryDirectory(prefix="oilspill-bench-") as tmp,
         contextlib.ExitStack() as stack,
@@ -727,6 +728,36 @@ def session(title: str) -> Iterator[Session]:
                 if tail:
                     say(f"--- {log.name} (tail) ---\n{tail}")
             raise
+
+
+def host_pace() -> str:
+    """This host's pace on two fixed workloads, one thread (median of 5), so that absolute
+    figures from different hosts can be set side by side: a pure-Python loop (what holds the
+    GIL) and OpenCV box filters over a float32 image (what the detector's stages do)."""
+    import cv2
+    import numpy as np
+
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    image = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)
+    py, cv = [], []
+    try:
+        for _ in range(5):
+            start = time.process_time()
+            total = 0
+            for i in range(1_000_000):
+                total += i & 7
+            py.append(time.process_time() - start)
+            start = time.process_time()
+            for _ in range(20):
+                cv2.blur(image, (5, 5))
+            cv.append(time.process_time() - start)
+    finally:
+        cv2.setNumThreads(threads)
+    return (
+        f"host pace (CPU, one thread, median of 5): Python loop of 1e6 {1000 * median(py):.0f} ms,"
+        f" 20 OpenCV 5x5 blurs of 1024x1024 float32 {1000 * median(cv):.0f} ms"
+    )
 
 
 def finish(
