@@ -18,7 +18,6 @@ import numpy as np
 # Above this share of set pixels, OpenCV's own statistics are the cheaper way (they break
 # even near 7 %).
 DENSE_SHARE = 0.06
-AREA = cv2.CC_STAT_AREA
 
 
 def _u8(mask: np.ndarray) -> np.ndarray:
@@ -79,5 +78,5 @@ def components(mask: np.ndarray, connectivity: int = 8) -> tuple[int, np.ndarray
     stats[1:, cv2.CC_STAT_TOP] = top[1:]
     stats[1:, cv2.CC_STAT_WIDTH] = right[1:] - left[1:] + 1
     stats[1:, cv2.CC_STAT_HEIGHT] = bottom[1:] - top[1:] + 1
-    stats[1:, AREA] = np.bincount(ids, minlength=n)[1:]
+    stats[1:, cv2.CC_STAT_AREA] = np.bincount(ids, minlength=n)[1:]
     return n, labels, stats
