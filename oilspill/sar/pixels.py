@@ -55,7 +55,7 @@ def components(mask: np.ndarray, connectivity: int = 8) -> tuple[int, np.ndarray
     """
     m = _u8(mask)
     h, w = m.shape
-    count = cv2.countNonZero(m) if m.size else 0
+    count = cv2.countNonZero(m)
     if count > DENSE_SHARE * m.size:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=connectivity)
         stats[0, :4] = (0, 0, w, h)
