@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from oilspill.io.ground import Ground
-from oilspill.sar import features, forms, land, oilnet, pixels, ships
+from oilspill.sar import features, forms, land, oilnet, pixels, quantiles, ships
 from oilspill.sar.records import Cls, Ship, Slick
 from oilspill.sar.tilemask import Mask
 
@@ -251,7 +251,7 @@ def _net_object(
     mean_p = float(prob[window][region].mean())
     feats = features.shape_features(region)
     feats.update(
-        damping_db=float(np.median(bg[window][region] - db[window][region])),
+        damping_db=quantiles.median(bg[window][region] - db[window][region]),
         oil_probability=mean_p,
     )
     return DarkObject(
@@ -264,8 +264,8 @@ def _robust_sigma(c: np.ndarray, ok: np.ndarray) -> float:
     sample = c[::step, ::step][ok[::step, ::step]]
     if sample.size < 100:
         return 1.0
-    med = float(np.median(sample))
-    mad = float(np.median(np.abs(sample - med)))
+    med = quantiles.median(sample)
+    mad = quantiles.median(np.abs(sample - med))
     return max(1.4826 * mad, 0.05)
 
 
@@ -291,7 +291,7 @@ def _refine(
     x1, y1 = min(int(stat[0] + stat[2]) + m, w2), min(int(stat[1] + stat[3]) + m, h2)
     obj2 = lab[y0:y1, x0:x1] == i
     cc = c3[y0:y1, x0:x1]
-    level = float(np.percentile(cc[obj2], 70))
+    level = quantiles.percentile(cc[obj2], 70)
     if level <= 0:
         return []
     # Full resolution crop, with a margin for the smoothing window.
@@ -343,7 +343,7 @@ def _split_two_level(
     """
     vals = cf[region]
     vals = vals[:: max(1, vals.size // 8192)]  # a sample is plenty for levels
-    lo, hi = np.percentile(vals, [50, 97])
+    lo, hi = quantiles.percentiles(vals, [50, 97])
     if hi - lo < SUB_REL_DB:
         return [parent]
     thr = _otsu(vals)
@@ -361,10 +361,10 @@ def _split_two_level(
         x0, y0, x1, y1 = max(x - 12, 0), max(y - 12, 0), min(x + bw + 12, cw), min(y + bh + 12, ch)
         comp = lab[y0:y1, x0:x1] == i
         reg, c = region[y0:y1, x0:x1], cf[y0:y1, x0:x1]
-        level = float(np.percentile(c[comp], 70))
+        level = quantiles.percentile(c[comp], 70)
         near = cv2.dilate(comp.astype(np.uint8), _K9).astype(bool) & reg
         ring = near & ~comp
-        base = float(np.median(c[ring])) if ring.any() else thr
+        base = quantiles.median(c[ring]) if ring.any() else thr
         sub = near & (c > 0.5 * (base + level))
         sub = cv2.medianBlur(sub.astype(np.uint8) * 255, 3) > 0
         c_in, c_near, c_halo = features.edge_profile(c, sub, reg)
@@ -383,7 +383,7 @@ def _split_two_level(
     if not rest.any():
         return [parent]
     rest_vals = cf[rest]
-    rest_level = float(np.percentile(rest_vals[:: max(1, rest_vals.size // 8192)], 70))
+    rest_level = quantiles.percentile(rest_vals[:: max(1, rest_vals.size // 8192)], 70)
     away = ~cv2.dilate(taken.astype(np.uint8), _K9).astype(bool)
     left = _measure(cf, rest, rest_level, noise, origin, away)
     if left is None:
@@ -593,7 +593,7 @@ def sea_background(coarse: np.ndarray, ok: np.ndarray, noise8: float) -> np.ndar
     weights = ok.astype(np.float32)
     if not ok.any():
         return np.full(coarse.shape, float(coarse.mean()), np.float32)
-    glob = float(np.median(coarse[ok]))
+    glob = quantiles.median(coarse[ok])
     bg = np.full(coarse.shape, glob, np.float32)
     dark_thr = max(1.0, 2.5 * noise8)
     for _ in range(3):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from oilspill.sar import quantiles
+
 FORMS = ("auto", "quicklook8", "amplitude16", "sigma0", "db")
 
 # For L-look intensity speckle in dB: looks, the tail ratio (q50-q10)/(q90-q50) of its residual
@@ -89,7 +91,7 @@ def detect_form(grey: np.ndarray) -> str:
     finite = sample[np.isfinite(sample)]
     if finite.size == 0:
         return "db"
-    if float(finite.min()) < 0.0 or float(np.median(finite)) > 200.0:
+    if float(finite.min()) < 0.0 or quantiles.median(finite) > 200.0:
         return "db"
     return "sigma0"
 
@@ -141,7 +143,7 @@ def load(
             units = float(np.clip(units, 1.5, 30))
     if form == "quicklook8":
         db *= np.float32(1.0 / units)
-    fill = float(np.median(db[::7, ::7][valid[::7, ::7]])) if valid.any() else 0.0
+    fill = quantiles.median(db[::7, ::7][valid[::7, ::7]]) if valid.any() else 0.0
     db[nod] = fill
     return SarImage(
         np.ascontiguousarray(db, np.float32), valid, form, looks, units, sar_like, warnings
@@ -175,7 +177,7 @@ def estimate_speckle(db: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
         return 1.0, float(_WIDTH_DB[0])
     if r.size > 120_000:
         r = r[:: r.size // 120_000 + 1]
-    q10, q50, q90 = np.percentile(r, [10, 50, 90])
+    q10, q50, q90 = quantiles.percentiles(r, [10, 50, 90])
     width = float(q90 - q10)
     ratio = float((q50 - q10) / max(q90 - q50, 1e-6))
     width = width / np.sqrt(6.0 / 7.0)  # a 1x7 mean leaves 6/7 of the variance in the residual

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from oilspill.sar import pixels
+from oilspill.sar import pixels, quantiles
 
 TEXTURE_DB = 0.8  # texture beyond speckle (std of 1/8-res cells, dB)
 BRIGHTER_DB = 1.5  # median brightness of land above the sea background
@@ -57,7 +57,7 @@ def find_land(
         if stats[i, cv2.CC_STAT_AREA] < min_cells:
             continue
         comp = lab == i
-        if float(np.median(bright[comp])) >= BRIGHTER_DB:
+        if quantiles.median(bright[comp]) >= BRIGHTER_DB:
             land |= comp
     out: np.ndarray = land & valid
     return out
@@ -75,7 +75,7 @@ def refine_land(
     u8 = up.astype(np.uint8)
     core = cv2.erode(u8, np.ones((33, 33), np.uint8)).astype(bool)
     reach = cv2.dilate(u8, np.ones((9, 9), np.uint8)).astype(bool)
-    level = float(np.median(half_smooth[core])) if core.any() else float(half_smooth[up].mean())
+    level = quantiles.median(half_smooth[core]) if core.any() else float(half_smooth[up].mean())
     thr = 0.5 * (level + sea_bg)
     out = core | (reach & (half_smooth > thr))
     out = cv2.medianBlur(out.astype(np.uint8), 5).astype(bool) | core

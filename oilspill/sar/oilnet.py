@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from oilspill.sar import quantiles
 from oilspill.sar.forms import SarImage
 
 MODEL_DIR = Path(__file__).parent / "models"
@@ -92,7 +93,7 @@ def scene_level(db: np.ndarray, valid: np.ndarray) -> float:
     """The 90th percentile of the valid pixels' dB (sampled), which goes to grey P90_GREY."""
     step = max(1, int(math.sqrt(db.size / 250_000)))
     sample = db[::step, ::step][valid[::step, ::step]]
-    return float(np.percentile(sample, 90.0)) if sample.size else 0.0
+    return quantiles.percentile(sample, 90.0) if sample.size else 0.0
 
 
 def grey8(sar: SarImage, scene_db: float | None = None) -> np.ndarray:

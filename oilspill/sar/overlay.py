@@ -7,6 +7,7 @@ from functools import cache
 import cv2
 import numpy as np
 
+from oilspill.sar import quantiles
 from oilspill.sar.records import Cls, Ship, Slick
 
 MAX_SIDE = 4096
@@ -39,7 +40,7 @@ def quicklook(
     else:
         small, vsmall = db, valid
     sample = small[::4, ::4][vsmall[::4, ::4]]
-    lo, hi = np.percentile(sample, [2, 98]) if sample.size else (0.0, 1.0)
+    lo, hi = quantiles.percentiles(sample, [2, 98]) if sample.size else (0.0, 1.0)
     grey = cv2.convertScaleAbs(
         small, alpha=255.0 / max(hi - lo, 1e-6), beta=-lo * 255.0 / max(hi - lo, 1e-6)
     )
