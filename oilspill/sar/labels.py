@@ -92,7 +92,7 @@ def _objects(
 ) -> list[DarkObject]:
     """Each 8-connected region of class `cls`, measured; small ones are cleared to sea."""
     n, comp, stats, _ = cv2.connectedComponentsWithStats(
-        (mask == cls).astype(np.uint8), connectivity=8
+        (mask == int(cls)).astype(np.uint8), connectivity=8
     )
     out: list[DarkObject] = []
     h, w = mask.shape
@@ -106,7 +106,7 @@ def _objects(
         x0, y0, x1, y1 = max(x - 4, 0), max(y - 4, 0), min(x + bw + 4, w), min(y + bh + 4, h)
         crop = comp[y0:y1, x0:x1] == i
         ring = cv2.dilate(crop.view(np.uint8), _RING).view(bool) & ~crop
-        ring &= sar.valid[y0:y1, x0:x1] & (mask[y0:y1, x0:x1] == Cls.SEA)
+        ring &= sar.valid[y0:y1, x0:x1] & (mask[y0:y1, x0:x1] == int(Cls.SEA))
         db = sar.db[y0:y1, x0:x1]
         inside = float(np.median(db[crop]))
         around = float(np.median(db[ring])) if ring.any() else inside
@@ -124,11 +124,11 @@ def _ships(mask: np.ndarray, db: np.ndarray) -> list[Ship]:
     """Each region of class ship, at its centroid; its contrast is its brightest pixel over
     the median of the scene's sea, in dB."""
     n, comp, stats, centroids = cv2.connectedComponentsWithStats(
-        (mask == Cls.SHIP).astype(np.uint8), connectivity=8
+        (mask == int(Cls.SHIP)).astype(np.uint8), connectivity=8
     )
     if n <= 1:
         return []
-    sea = mask == Cls.SEA
+    sea = mask == int(Cls.SEA)
     background = float(np.median(db[::4, ::4][sea[::4, ::4]])) if sea.any() else 0.0
     out = []
     for i in range(1, n):

@@ -63,7 +63,7 @@ def draw_overlay(
     # 60 % grey + 40 % colour where a class is tinted: one lookup table per class, applied
     # only inside the box of that class's pixels (most of a scene is sea, left grey).
     for cls, bgr in ((Cls.LAND, LAND_BGR), (Cls.LOOKALIKE, LOOKALIKE_BGR), (Cls.OIL, OIL_BGR)):
-        where = (m == cls).view(np.uint8)
+        where = (m == int(cls)).view(np.uint8)  # an int: see Cls
         x, y, bw, bh = cv2.boundingRect(where)
         if bw == 0:
             continue

@@ -16,7 +16,11 @@ from oilspill.sar.tilemask import Mask, count_value
 
 
 class Cls(enum.IntEnum):
-    """Class values in masks: the scheme of the public Sentinel-1 oil spill dataset."""
+    """Class values in masks: the scheme of the public Sentinel-1 oil spill dataset.
+
+    Compare an array with `int(Cls.X)`, not the member: NumPy takes an IntEnum for an
+    int64 array and widens the whole mask first (0.75 ms where 0.05 ms do at 1250x650).
+    """
 
     SEA = 0  # open water, nothing found
     OIL = 1  # dark, sharp, strongly damped slick

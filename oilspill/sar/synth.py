@@ -163,7 +163,7 @@ def make_scene(
 
     # Compose backscatter in dB, then linear with the thermal noise floor.
     sigma_db = sea_db - damping
-    ship_px = truth == Cls.SHIP
+    ship_px = truth == int(Cls.SHIP)
     sigma_db[ship_px] = sea_db[ship_px] + rng.uniform(15.0, 25.0)
     land_db = rng.uniform(-5.0, 0.0) + _shapes.smooth_field(rng, (h, w), scale=25.0, amp=2.5)
     land_db += _shapes.smooth_field(rng, (h, w), scale=6.0, amp=1.5)
@@ -234,7 +234,7 @@ def _add_truth(
     ship: tuple[float, float] | None,
 ) -> None:
     oid = len(slicks) + 1
-    free = truth != Cls.SHIP
+    free = truth != int(Cls.SHIP)
     truth[lab & free] = cls
     instances[lab] = oid
     ys, xs = np.nonzero(lab)

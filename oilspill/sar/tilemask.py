@@ -97,6 +97,7 @@ class TileMask:
 
     def count(self, value: int) -> int:
         """Pixels holding `value`, tile by tile."""
+        value = int(value)  # see `count_value`
         gh, gw = self._grid()
         n = 0
         for ty in range(gh):
@@ -140,6 +141,7 @@ Mask = np.ndarray | TileMask  # what a detection's class mask may be
 
 def count_value(mask: Mask, value: int) -> int:
     """Pixels of `mask` holding `value`, without a whole-scene temporary for a TileMask."""
+    value = int(value)  # not an IntEnum member: NumPy would widen the mask (see `Cls`)
     if isinstance(mask, TileMask):
         return mask.count(value)
     return int(np.count_nonzero(mask == value))
