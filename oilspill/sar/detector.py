@@ -527,6 +527,13 @@ def _ship_at_end(
     the slick's major axis, in its last fifth or beyond the end by at most a few widths."""
     x, y, bw, bh = o.bbox
     reach = 30.0
+    near = [
+        s
+        for s in found
+        if x - reach <= s.x <= x + bw + reach and y - reach <= s.y <= y + bh + reach
+    ]
+    if not near:  # most slicks: no axis to measure
+        return False
     ys, xs = pixels.where(o.region)
     if xs.size == 0:
         return False
@@ -537,9 +544,7 @@ def _ship_at_end(
     lo, hi = float(along.min()), float(along.max())
     width = max(o.feats.get("thickness_px", 1.0), 1.0)
     beyond = max(SOURCE_WIDTHS * width, 15.0)
-    for s in found:
-        if not (x - reach <= s.x <= x + bw + reach and y - reach <= s.y <= y + bh + reach):
-            continue
+    for s in near:
         d = -cv2.pointPolygonTest(contour, (s.x - offset[0], s.y - offset[1]), True)
         t = (s.x - cx) * ux + (s.y - cy) * uy
         at_end = hi - 0.2 * (hi - lo) <= t <= hi + beyond or lo - beyond <= t <= lo + 0.2 * (
@@ -563,9 +568,11 @@ def _pyramid(
     h, w = db.shape
     h2, w2 = max(1, h // 2), max(1, w // 2)
     half = cv2.resize(db, (w2, h2), interpolation=cv2.INTER_AREA)
-    valid2 = cv2.resize(valid.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA) > 0.999
     w8, h8 = max(1, w2 // 4), max(1, h2 // 4)
     coarse = cv2.resize(half, (w8, h8), interpolation=cv2.INTER_AREA)
+    if valid.all():  # most scenes: averages of ones are ones (1.5 ms of resizing saved)
+        return half, np.ones((h2, w2), bool), coarse, np.ones((h8, w8), bool)
+    valid2 = cv2.resize(valid.astype(np.float32), (w2, h2), interpolation=cv2.INTER_AREA) > 0.999
     valid8 = cv2.resize(valid2.astype(np.float32), (w8, h8), interpolation=cv2.INTER_AREA) > 0.5
     return half, valid2, coarse, valid8
 
