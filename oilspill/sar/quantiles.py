@@ -14,6 +14,7 @@ differs) goes to NumPy itself.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,10 +59,10 @@ def percentile(values: np.ndarray, q: float) -> float:
         return float(np.percentile(values, q))
     # One Python q: NumPy keeps the sample's dtype (weak promotion) in the lerp.
     n = v.size
-    vi = (n - 1) * float(np.true_divide(float(q), 100))
+    vi = (n - 1) * (float(q) / 100)
     if not 0 <= vi <= n - 1:
         raise ValueError("percentiles must be in the range [0, 100]")
-    lo = int(np.floor(vi)) if vi < n - 1 else -1
+    lo = math.floor(vi) if vi < n - 1 else -1
     hi = lo + 1 if lo >= 0 else -1
     t = float(vi - lo)
     a, b = v[lo], v[hi]
