@@ -14,8 +14,8 @@ differs) goes to NumPy itself.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,39 +35,35 @@ def percentiles(values: np.ndarray, qs: Sequence[float]) -> list[float]:
     v = _sorted(values)
     if v is None or not qs:
         return [float(x) for x in np.percentile(values, list(qs))]
-    # NumPy's "linear" method: virtual index (n - 1) q, its neighbours, their lerp in
-    # float64 (a list of q promotes), taking b - d (1 - t) from the upper side.
+    return _lerp(v, qs, np.dtype(np.float64))  # a list of q: NumPy's lerp is in float64
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """`float(np.percentile(values, q))` for one q (a Python number) in 0..100."""
+    v = _sorted(values)
+    if v is None:
+        return float(np.percentile(values, q))
+    return _lerp(v, [q], v.dtype)[0]  # one Python q: weak, the lerp keeps the sample's dtype
+
+
+def _lerp(v: np.ndarray, qs: Sequence[float], dtype: np.dtype[Any]) -> list[float]:
+    """NumPy's "linear" method on the sorted sample `v`: virtual index (n - 1) q, its two
+    neighbours, their lerp with the weight in `dtype`, b - d (1 - t) from the upper side."""
     n = v.size
     vi = (n - 1) * np.true_divide(np.asarray(qs, np.float64), 100)
     if vi.min() < 0 or vi.max() > n - 1:
         raise ValueError("percentiles must be in the range [0, 100]")
     lo = np.floor(vi)
     hi = lo + 1
-    lo[vi >= n - 1] = hi[vi >= n - 1] = -1
+    top = vi >= n - 1
+    lo[top] = hi[top] = -1
     lo_i, hi_i = lo.astype(np.intp), hi.astype(np.intp)
     t = vi - lo_i
     a, b = v[lo_i], v[hi_i]
     d = b - a
-    out = np.where(t >= 0.5, b - d * (1 - t), a + d * t)
+    up, down = t.astype(dtype), (1 - t).astype(dtype)
+    out = np.where(t >= 0.5, b - d * down, a + d * up)
     return [float(x) for x in out]
-
-
-def percentile(values: np.ndarray, q: float) -> float:
-    """`float(np.percentile(values, q))` for one q in 0..100."""
-    v = _sorted(values)
-    if v is None:
-        return float(np.percentile(values, q))
-    # One Python q: NumPy keeps the sample's dtype (weak promotion) in the lerp.
-    n = v.size
-    vi = (n - 1) * (float(q) / 100)
-    if not 0 <= vi <= n - 1:
-        raise ValueError("percentiles must be in the range [0, 100]")
-    lo = math.floor(vi) if vi < n - 1 else -1
-    hi = lo + 1 if lo >= 0 else -1
-    t = float(vi - lo)
-    a, b = v[lo], v[hi]
-    d = b - a
-    return float(b - d * (1 - t) if t >= 0.5 else a + d * t)
 
 
 def median(values: np.ndarray) -> float:
