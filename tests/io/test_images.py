@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -36,6 +38,22 @@ def test_fast_png_round_trips_exactly(channels: int) -> None:
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     decoded = cv2.imdecode(np.frombuffer(images.encode_png(pixels), np.uint8), -1)
     assert np.array_equal(decoded, pixels)
+
+
+def test_fast_png_chunks_carry_the_standard_crc() -> None:
+    """Every chunk's CRC-32 is zlib's figure over its type and data (the PNG spec's)."""
+    data = images.encode_png(
+        np.arange(64 * 48 * 3, dtype=np.uint32).astype(np.uint8).reshape(64, 48, 3)
+    )
+    at, kinds = 8, []
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind_and_data = data[at + 4 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind_and_data)
+        kinds.append(kind_and_data[:4])
+        at += 12 + length
+    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
 
 
 def test_masks_round_trip_through_png() -> None:
