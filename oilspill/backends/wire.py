@@ -9,7 +9,7 @@ from remote detectors without decoding a pixel of the input:
      "overlay": {"format": "jpeg", "data": "<base64>"},
      "quicklook_jpeg": "<base64 JPEG: the input as the overlay shows it>" | null,
      "thumbnail_jpeg": "<base64 JPEG, at most 360 px>" | null,
-     "mask_preview_png": "<base64 palette PNG of the mask, at most 1024 px>" | null,
+     "mask_preview_png": "<base64 palette PNG of the mask, at most 1600 px>" | null,
      "slicks": [{...Slick fields...}], "ships": [{...Ship fields...}],
      "info": {...detector info...}, "timings_ms": {"decode": 9.1, "segment": 80.2, ...}}
 """

@@ -451,23 +451,30 @@ async def image_file(request: Request) -> Response:
     index = _done_item(service, job, request.path_params["index"])
     kind = request.path_params["kind"]
     item = job.items[index]
-    suffix = results.output_suffix(kind, item)
-    if suffix is None:
+    suffixes = results.output_suffixes(kind, item)
+    if not suffixes:
         raise NotFound(f"no image kind {kind!r}; use one of {', '.join(results.KINDS)}")
     if not item.masks and kind in results.MASK_KINDS:
         raise NotFound(
             f"this image has no {kind}: the model server answered with an annotated image only"
         )
-    path = service.store.out_path(job.id, index, suffix)
+    paths = [service.store.out_path(job.id, index, suffix) for suffix in suffixes]
+    path = paths[0] if len(paths) == 1 else await anyio.to_thread.run_sync(_first_file, paths)
+    name = _file_name(item, kind, path.suffix)
     headers = {
         "Cache-Control": "private, max-age=600",
-        "Content-Disposition": downloads.content_disposition("inline", _file_name(item, kind)),
+        "Content-Disposition": downloads.content_disposition("inline", name),
     }
     return await _open_file(request, service, path, job, headers)
 
 
-def _file_name(item: Item, kind: str) -> str:
-    """The name a saved image file gets: the input's, or its stem and what it is."""
+def _first_file(paths: list[Path]) -> Path:
+    """The first of `paths` that is a file, else the first (which then cannot be opened)."""
+    return next((path for path in paths if path.is_file()), paths[0])
+
+
+def _file_name(item: Item, kind: str, suffix: str) -> str:
+    """The name a saved image file gets: the input's, or its stem, what it is and `suffix`."""
     stem = item.name.replace("\\", "/").rpartition("/")[2].rpartition(".")[0] or "image"
     if kind == "overlay":
         return item.name
@@ -475,7 +482,7 @@ def _file_name(item: Item, kind: str) -> str:
         return item.mask_name
     if kind == "mask-preview":
         return item.mask_preview_name
-    return f"{stem}.{kind}.jpg"
+    return f"{stem}.{kind}{suffix}"
 
 
 # Health ----------------------------------------------------------------------------

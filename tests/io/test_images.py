@@ -40,10 +40,12 @@ def test_fast_png_round_trips_exactly(channels: int) -> None:
     assert np.array_equal(decoded, pixels)
 
 
-def test_fast_png_chunks_carry_the_standard_crc() -> None:
+@pytest.mark.parametrize("stored", [False, True])
+def test_fast_png_chunks_carry_the_standard_crc(stored: bool) -> None:
     """Every chunk's CRC-32 is zlib's figure over its type and data (the PNG spec's)."""
     data = images.encode_png(
-        np.arange(64 * 48 * 3, dtype=np.uint32).astype(np.uint8).reshape(64, 48, 3)
+        np.arange(64 * 48 * 3, dtype=np.uint32).astype(np.uint8).reshape(64, 48, 3),
+        stored=stored,
     )
     at, kinds = 8, []
     while at < len(data):
@@ -54,6 +56,32 @@ def test_fast_png_chunks_carry_the_standard_crc() -> None:
         kinds.append(kind_and_data[:4])
         at += 12 + length
     assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+
+
+# Stored blocks hold at most 65535 bytes: rows of 1 + width bytes that end short of a
+# block, exactly on one (3 rows of 21845 = 65535 - 3 + 3 filter bytes), and past several.
+@pytest.mark.parametrize("shape", [(1, 1), (3, 21844), (7, 30000), (650, 1250), (40, 30, 4)])
+def test_uncompressed_png_round_trips_and_is_a_valid_zlib_stream(shape: tuple[int, ...]) -> None:
+    pixels = np.random.default_rng(len(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = images.encode_png(pixels, stored=True)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, pixels)
+    (length,) = struct.unpack(">I", data[33:37])  # the IDAT, after the signature and IHDR
+    rows = zlib.decompress(data[41 : 41 + length])  # checks the Adler-32 too
+    assert len(rows) == shape[0] * (1 + int(np.prod(shape[1:])))
+
+
+def test_class_pngs_hold_the_same_ids_grey_and_in_colours() -> None:
+    ids = np.zeros((40, 70), np.uint8)
+    ids[5:20, 10:60], ids[30:, :8], ids[0, 0] = 1, 4, 255
+    palette = {0: (0, 0, 0), 1: (0, 255, 255), 4: (0, 153, 0), 255: (128, 128, 128)}
+    grey, coloured = images.encode_class_pngs(ids, palette)
+    assert grey == images.encode(ids, "png")  # what the mask alone would have been
+    assert coloured == images.encode_png_indexed(ids, palette)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(grey, np.uint8), -1), ids)
+    bgr = cv2.imdecode(np.frombuffer(coloured, np.uint8), cv2.IMREAD_COLOR)
+    for value, (r, g, b) in palette.items():
+        assert (bgr[ids == value] == (b, g, r)).all()
 
 
 def test_masks_round_trip_through_png() -> None:

@@ -63,7 +63,7 @@ def test_json_result_holds_the_detectors_mask_and_slicks(ml: TestClient) -> None
     assert cv2.imdecode(np.frombuffer(preview, np.uint8), cv2.IMREAD_UNCHANGED).shape[:2] == (
         360,
         480,
-    )  # the palette PNG decodes to the mask's size (it is under 1024 px)
+    )  # the palette PNG decodes to the mask's size (it is under 1600 px)
     assert set(body["timings_ms"]) == {"decode", "segment", "encode"}
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from helpers import encode, sar_image
 
+from oilspill.backends.sar import segment_raster
 from oilspill.io import images
 from oilspill.server import results
 
@@ -33,3 +37,19 @@ def test_without_the_page_no_thumbnail_or_original_preview_is_made(tmp_path: Pat
     assert without == with_page - page_only  # the zip's files (overlay, mask, its preview) stay
     assert f"00000{results.MASK_PREVIEW_SUFFIX}" in without
     assert bare_record == record
+
+
+def test_the_original_preview_is_lossless_unless_a_service_sent_a_jpeg(tmp_path: Path) -> None:
+    source = tmp_path / "scene.png"
+    source.write_bytes(encode(sar_image(4, (300, 200))))
+    raster = images.load(source, "scene.png", "png", images.ReadOptions(10**8))
+    seg = segment_raster(raster)
+    assert seg.quicklook is not None
+    results.write_outputs(raster, seg, tmp_path, 0, "masks/scene.png")
+    png = (tmp_path / f"00000{results.PREVIEW_SUFFIX}").read_bytes()
+    decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(decoded, seg.quicklook)  # the grey the overlay was drawn on
+    sent = encode(seg.quicklook, ".jpg")
+    results.write_outputs(raster, replace(seg, quicklook_jpeg=sent), tmp_path, 1, "masks/s.png")
+    assert (tmp_path / f"00001{results.SENT_PREVIEW_SUFFIX}").read_bytes() == sent
+    assert not (tmp_path / f"00001{results.PREVIEW_SUFFIX}").exists()
