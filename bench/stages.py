@@ -5,8 +5,8 @@
 
 Runs in this process, on one thread (OpenCV too, as in one of the service's
 workers), no server, on scenes half PNG and half grey JPEG: decode, detect (and
-each of its stages, from its own wall-time record), each output (overlay, mask,
-mask preview, original preview, thumbnail, record), write_outputs as a whole, and
+each of its stages, from its own wall-time record), each output (overlay, mask
+and its preview, original preview, thumbnail, record), write_outputs as a whole, and
 the http backend's work around its remote call (the remote answered with the
 input itself, as the earlier system's echo model does). Each scene goes through
 twice; the first pass warms up, the second is timed. Each figure is the mean of the
@@ -37,8 +37,6 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
     OpenCV runs `threads` threads per call: 1, as in the service's workers, so the CPU
     times are one worker's. The detector's own stages are its wall times (`timings_ms`).
     """
-    import json
-
     import cv2
 
     from oilspill.backends import cpu, transport
@@ -47,7 +45,9 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
     from oilspill.io import images
     from oilspill.io.images import Raster
     from oilspill.sar import synth
+    from oilspill.sar.overlay import CLASS_RGB
     from oilspill.server import results
+    from oilspill.server.store import dumps
 
     cv2.setNumThreads(threads)
     cpu.keep_freed_memory()  # as the service's workers run
@@ -75,15 +75,13 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
         times.setdefault(key, []).append((fmt, wall, cpu))
         return out
 
-    def preview(raster: Raster) -> bytes:
-        small = images.fit_within(images.to_display(raster.pixels), results.PREVIEW_PX)
-        return images.encode(small, "jpeg")
+    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
 
-    def encode_mask(mask: Any) -> bytes:
-        return images.encode(mask, "png")
+    def encode_masks(mask: Any) -> tuple[bytes, bytes]:
+        return images.encode_class_pngs(mask, palette)
 
     def record(raster: Raster, seg: Any) -> bytes:
-        return json.dumps(results.describe(raster, seg), ensure_ascii=False).encode()
+        return dumps(results.describe(raster, seg))  # as the service saves it
 
     out = work / "stages-out"
     out.mkdir()
@@ -97,9 +95,8 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
             for stage, ms in seg.info.get("timings_ms", {}).items():
                 times.setdefault(f"  detect: {stage}", []).append((fmt, ms / 1000, math.nan))
             timed(f"  output: overlay encode ({fmt.upper()})", images.encode, seg.overlay, fmt)
-            timed("  output: mask encode (PNG)", encode_mask, seg.mask)
-            timed("  output: mask preview (palette PNG)", results.mask_preview, seg.mask)
-            timed("  output: original preview (JPEG)", preview, raster)
+            timed("  output: mask + preview (one deflate)", encode_masks, seg.mask)
+            timed("  output: original preview (PNG, stored)", results.original_preview, raster, seg)
             timed("  output: thumbnail (JPEG)", results.drawn_thumbnail, raster, seg)
             timed("  output: record (JSON)", record, raster, seg)
             timed(

@@ -19,7 +19,7 @@ from oilspill.io.geojson import slicks_geojson
 from oilspill.io.georef import Georef
 from oilspill.io.s1name import parse_s1_product_id
 from oilspill.server.jobs import Item, ItemStatus, Job
-from oilspill.server.store import JobStore, write_atomic
+from oilspill.server.store import JobStore, dumps, write_atomic
 
 REPORTS = ("summary.csv", "report.json", "slicks.geojson")
 SUMMARY_COLUMNS = (
@@ -109,7 +109,7 @@ def write_reports(store: JobStore, job: Job) -> None:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return dumps(value).decode()
 
 
 def summary_csv(job: Job) -> bytes:
