@@ -8,12 +8,16 @@ import os
 import time
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from helpers import Server, image_zip, wait_for
+from zipstream import ZipStream
 
 from oilspill.errors import RangeNotSatisfiable
+from oilspill.server import archive
 from oilspill.server.downloads import content_disposition, parse_range
 
 
@@ -141,3 +145,26 @@ def test_a_head_request_tells_the_size_and_holds_nothing(finished: tuple[Server,
     while (data / job_id).exists():  # no read lease left behind: the files go at once
         assert time.monotonic() - started < 5
         time.sleep(0.02)
+
+
+def test_the_zip_stream_comes_in_blocks_of_its_whole_bytes(tmp_path: Path) -> None:
+    """ResultZip joins zipstream-ng's 64 KiB pieces into BLOCK-sized chunks (one thread
+    trip each): the same bytes, and a range of them is the same slice."""
+    rng = np.random.default_rng(0)
+    stream = ZipStream(sized=True)
+    for i, size in enumerate((3 * archive.BLOCK + 5, 10, archive.BLOCK // 3)):
+        path = tmp_path / f"f{i}.bin"
+        path.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        stream.add_path(str(path), path.name)
+    result = archive.ResultZip(stream)
+    chunks = list(result)
+    whole = b"".join(chunks)
+    assert len(whole) == result.size
+    assert all(len(c) >= archive.BLOCK for c in chunks[:-1]) and len(chunks) <= 5
+    with zipfile.ZipFile(io.BytesIO(whole)) as zf:
+        assert zf.testzip() is None and len(zf.namelist()) == 3
+    first, last = archive.BLOCK + 7, 2 * archive.BLOCK + 100
+    again = ZipStream(sized=True)
+    for i in range(3):
+        again.add_path(str(tmp_path / f"f{i}.bin"), f"f{i}.bin")
+    assert b"".join(archive.ResultZip(again).chunks(first, last)) == whole[first : last + 1]
