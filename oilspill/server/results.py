@@ -2,7 +2,7 @@
 
 Per image n, under `<job>/out/`: the annotated overlay (in the format its name
 promises), the class mask (PNG, or GeoTIFF for georeferenced inputs), a preview
-of the original (an uncompressed PNG, or the JPEG a remote service sent) and a
+of the original (an uncompressed PNG when grey, else a JPEG) and a
 thumbnail of the overlay for the web page.
 The returned record is saved as `<n>.json`, last, which marks n as done.
 """
@@ -42,12 +42,12 @@ def mask_suffix(mask_name: str) -> str:
 
 MASK_PREVIEW_SUFFIX = ".mask-preview.png"  # the mask in colours, at most MASK_PREVIEW_PX
 MASK_PREVIEW_PX = PREVIEW_PX  # as large as the original's preview, which the page shows beside it
-# The input for the page, at most PREVIEW_PX: an uncompressed PNG (lossless, 0.3 ms where
-# a JPEG took 5 at 1250x650, for ~1.7x the bytes of a JPEG at quality 90, read only when
-# the page's viewer shows it), or the JPEG a remote service sent (as every job before
-# this change, which a restart may bring back).
+# The input for the page, at most PREVIEW_PX. Grey (SAR): an uncompressed PNG, lossless,
+# 0.5 ms where a JPEG took 5 at 1250x650, for ~1.7x the bytes of a JPEG at quality 90 (read
+# only when the page's viewer shows it). In colour, or as a remote service sent it: a JPEG,
+# as every preview was before (a restart may bring such jobs back).
 PREVIEW_SUFFIX = ".original-preview.png"
-SENT_PREVIEW_SUFFIX = ".original-preview.jpg"
+JPEG_PREVIEW_SUFFIX = ".original-preview.jpg"
 THUMB_SUFFIX = ".annotated-thumbnail.jpg"  # the annotated image, at most THUMB_PX
 KINDS = ("overlay", "original", "thumbnail", "mask", "mask-preview")
 # Not written when the backend gives no mask (the overlay is its own thumbnail then).
@@ -59,7 +59,7 @@ def output_suffixes(kind: str, item: Item) -> tuple[str, ...]:
     of them that exists. Empty for an unknown kind."""
     return {
         "overlay": (overlay_suffix(item.name, item.fmt),),
-        "original": (PREVIEW_SUFFIX, SENT_PREVIEW_SUFFIX),
+        "original": (PREVIEW_SUFFIX, JPEG_PREVIEW_SUFFIX),
         "thumbnail": (THUMB_SUFFIX,),
         "mask": (mask_suffix(item.mask_name),),
         "mask-preview": (MASK_PREVIEW_SUFFIX,),
@@ -174,12 +174,14 @@ def original_preview(raster: Raster, seg: Segmentation) -> tuple[str, bytes]:
     """The original as the annotated image shows it (same stretch), else a stretch of its
     own; and its file suffix."""
     if seg.quicklook_jpeg is not None:
-        return SENT_PREVIEW_SUFFIX, seg.quicklook_jpeg
+        return JPEG_PREVIEW_SUFFIX, seg.quicklook_jpeg
     if seg.quicklook is not None:
         preview = images.fit_within(seg.quicklook, PREVIEW_PX)
     else:
         preview = _preview(raster)
-    return PREVIEW_SUFFIX, images.encode_png(preview, stored=True)
+    if preview.ndim == 2:
+        return PREVIEW_SUFFIX, images.encode_png(preview, stored=True)
+    return JPEG_PREVIEW_SUFFIX, images.encode(_for("jpeg", preview), "jpeg")
 
 
 def _for(fmt: str, pixels: np.ndarray) -> np.ndarray:

@@ -572,7 +572,7 @@ def test_an_original_preview_sent_as_jpeg_is_served_as_one(
     out = tmp_path / "data" / body["job_id"] / "out"
     png = out / f"00000{results.PREVIEW_SUFFIX}"
     grey = cv2.imdecode(np.frombuffer(png.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
-    (out / f"00000{results.SENT_PREVIEW_SUFFIX}").write_bytes(encode(grey, ".jpg"))
+    (out / f"00000{results.JPEG_PREVIEW_SUFFIX}").write_bytes(encode(grey, ".jpg"))
     png.unlink()
     response = client.get(f"/api/v1/jobs/{body['job_id']}/images/0/original")
     assert response.status_code == 200 and response.content[:3] == b"\xff\xd8\xff"

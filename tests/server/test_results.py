@@ -51,5 +51,19 @@ def test_the_original_preview_is_lossless_unless_a_service_sent_a_jpeg(tmp_path:
     assert np.array_equal(decoded, seg.quicklook)  # the grey the overlay was drawn on
     sent = encode(seg.quicklook, ".jpg")
     results.write_outputs(raster, replace(seg, quicklook_jpeg=sent), tmp_path, 1, "masks/s.png")
-    assert (tmp_path / f"00001{results.SENT_PREVIEW_SUFFIX}").read_bytes() == sent
+    assert (tmp_path / f"00001{results.JPEG_PREVIEW_SUFFIX}").read_bytes() == sent
     assert not (tmp_path / f"00001{results.PREVIEW_SUFFIX}").exists()
+
+
+def test_a_colour_original_is_previewed_as_a_jpeg(tmp_path: Path) -> None:
+    """Without a grey quicklook (a backend that made none), a colour input's preview is a
+    JPEG: uncompressed, its three channels would be ~8x the bytes."""
+    source = tmp_path / "colour.png"
+    grey = sar_image(5, (300, 200))
+    source.write_bytes(encode(cv2.merge([grey, grey // 2, grey])))
+    raster = images.load(source, "colour.png", "png", images.ReadOptions(10**8))
+    seg = replace(segment_raster(raster), quicklook=None)
+    suffix, data = results.original_preview(raster, seg)
+    assert suffix == results.JPEG_PREVIEW_SUFFIX and data[:3] == b"\xff\xd8\xff"
+    shown = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert shown.shape == (200, 300, 3)
