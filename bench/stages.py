@@ -45,7 +45,6 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
     from oilspill.io import images
     from oilspill.io.images import Raster
     from oilspill.sar import synth
-    from oilspill.sar.overlay import CLASS_RGB
     from oilspill.server import results
     from oilspill.server.store import dumps
 
@@ -75,10 +74,8 @@ def stages(work: Path, n: int, threads: int = 1) -> dict[str, tuple[float, float
         times.setdefault(key, []).append((fmt, wall, cpu))
         return out
 
-    palette = {int(c): rgb for c, rgb in CLASS_RGB.items()}
-
     def encode_masks(mask: Any) -> tuple[bytes, bytes]:
-        return images.encode_class_pngs(mask, palette)
+        return images.encode_class_pngs(mask, results.MASK_PALETTE)
 
     def record(raster: Raster, seg: Any) -> bytes:
         return dumps(results.describe(raster, seg))  # as the service saves it
