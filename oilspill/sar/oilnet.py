@@ -17,7 +17,9 @@ It runs on ONNX Runtime, one session for the process (its `run` is safe to call
 from several threads), each call on one thread: a service worker uses one core,
 and two workers both. ONNX Runtime's convolutions run this network in 22 ms for
 a 1250x650 scene where OpenCV's `cv2.dnn` took 40 ms, with the same outputs to
-1e-5. The session is made on first use, or ahead of it by `load()`.
+1e-5. Its output step is one DepthToSpace (`train/depth_to_space.py`), ~1.5 ms less
+than the reshape/transpose it replaced, for the same logits bit for bit. The
+session is made on first use, or ahead of it by `load()`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import threading
 
 import cv2
 import numpy as np
+import onnx
 
 from oilspill import sar
 from oilspill.sar import forms, oilnet
@@ -22,6 +23,15 @@ def test_weights_are_small_and_described() -> None:
     assert (oilnet.MODEL_DIR / "oilnet.onnx").stat().st_size < 2 * 2**20
     meta = oilnet.info()
     assert meta.multiple == 32 and meta.output_scale in (1, 2) and 0 < meta.threshold < 1
+
+
+def test_the_shipped_network_ends_in_one_depth_to_space() -> None:
+    # Not a hand-written reshape/transpose (train/depth_to_space.py): ONNX Runtime runs
+    # that ~1.5 ms slower a scene. A re-export by an old train_oilnet.py would bring it back.
+    graph = onnx.load(str(oilnet.MODEL_DIR / "oilnet.onnx")).graph
+    last = graph.node[-1]
+    assert last.op_type == "DepthToSpace" and last.output[0] == graph.output[0].name
+    assert not any(n.op_type == "Transpose" for n in graph.node)
 
 
 def test_probability_keeps_the_input_size_for_any_shape() -> None:
