@@ -100,12 +100,17 @@ def scene_level(db: np.ndarray, valid: np.ndarray) -> float:
 
 def grey8(sar: SarImage, scene_db: float | None = None) -> np.ndarray:
     """The network's view of an input: uint8 HxW, as an 8-bit quicklook would hold it."""
+    # In place on one float buffer, in the order written (the same roundings, fewer passes).
     if sar.form == "quicklook8":
         scaled = sar.db * np.float32(sar.units_per_db)
     else:
         level = scene_level(sar.db, sar.valid) if scene_db is None else scene_db
-        scaled = (sar.db - np.float32(level)) * np.float32(GREY_PER_DB) + np.float32(P90_GREY)
-    out: np.ndarray = np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
+        scaled = sar.db - np.float32(level)
+        scaled *= np.float32(GREY_PER_DB)
+        scaled += np.float32(P90_GREY)
+    scaled += np.float32(0.5)
+    np.clip(scaled, 0, 255, out=scaled)
+    out: np.ndarray = scaled.astype(np.uint8)
     return out
 
 
@@ -123,7 +128,9 @@ def probability(grey: np.ndarray) -> np.ndarray:
     (out,) = session.run(None, {session.get_inputs()[0].name: x[None, None]})
     logits = out[0, 0, : (h + s - 1) // s, : (w + s - 1) // s]
     # The sigmoid at the network's resolution, then one resize: 4x fewer exp() calls.
-    prob: np.ndarray = cv2.exp(-np.clip(logits, -30, 30))
+    np.clip(logits, -30, 30, out=logits)  # the runtime's own output array: no copy
+    np.negative(logits, out=logits)
+    prob: np.ndarray = cv2.exp(logits)
     prob += 1.0
     np.reciprocal(prob, out=prob)
     if s != 1:
