@@ -14,7 +14,7 @@ are checked at export): the full-resolution input is split into its four 2x2 pha
 slices + concat (a lossless space-to-depth; cv2's own SpaceToDepth and any conv on a 1-channel
 full-resolution tensor are slow there), and the half-resolution output is made by one DepthToSpace
 (`F.pixel_shuffle`) from 4 channels at quarter resolution. (Networks exported before ended in a
-hand-written reshape/transpose, which ONNX Runtime runs ~2 ms slower; `train/depth_to_space.py`
+hand-written reshape/transpose, which ONNX Runtime runs 1-2 ms slower; `train/depth_to_space.py`
 rewrites such a file, bit for bit the same outputs: the shipped one was rewritten so.)
 
 Example (the command that made the shipped weights is in the README):
