@@ -34,6 +34,11 @@ from oilspill.errors import WorkerDied
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 WORKER_NICE = 10  # worker processes' niceness, above the service's
+# Whole-image calls waiting in each worker process's queue beyond the one it runs, so that
+# it starts its next image as it ends one. Without them a process idled through the round
+# trip to the service's event loop and back (result, commit, next call) between images:
+# 5 ms median an image with two busy workers and commits in flight, ~4 % of their time.
+AHEAD = 1
 
 
 class CpuPool:
@@ -53,6 +58,10 @@ class CpuPool:
         )
         self._isolate = processes and size > 0
         self._processes: ProcessPoolExecutor | None = None  # started by the first call
+        # In processes, each runs one call and holds the next (AHEAD): at most `slots` in
+        # flight. Threads run all the calls they have, so they take `size`.
+        self.slots = size * (1 + AHEAD) if self._isolate else max(size, 1)
+        self._in_flight = anyio.CapacityLimiter(self.slots)
 
     def _new_processes(self) -> ProcessPoolExecutor:
         """The worker processes, this process's children, which die with it (`_child_init`).
@@ -77,13 +86,15 @@ class CpuPool:
     async def run_isolated(self, func: Callable[..., T], *args: Any) -> T:
         """`func(*args)` in a worker process when there are some, else as `run` does; the
         arguments and the result cross by pickling, so keep them small (paths, records).
+        Up to `slots` calls are taken at once: those beyond one a process wait, already
+        sent, in the pool's queue, and each process takes the next as it ends one.
 
         A worker process that dies (the kernel's OOM killer, a crash in a native library)
         breaks the pool and every call running in it: those raise WorkerDied, and the
         next calls get a fresh pool."""
         if not self._isolate:
             return await self.run(func, *args)
-        async with self._limiter:
+        async with self._in_flight:
             loop = asyncio.get_running_loop()
             if self._processes is None:
                 self._processes = self._new_processes()

@@ -500,7 +500,7 @@ async def healthz(request: Request) -> Response:
             "status": ("ok" if service.accepting else "stopping") if alive else "broken",
             "version": __version__,
             "backend": service.segmenter.name,
-            "workers": service.runner.concurrency,
+            "workers": service.runner.workers,
             "jobs": len(service.jobs),
             "queued_images": service.runner.queued_images,
             "ttl": service.settings.ttl,
@@ -540,7 +540,7 @@ async def metrics(request: Request) -> Response:
     found.set_jobs(service.job_states())
     found.queue_depth.set(service.runner.queued_images)
     found.busy_workers.set(service.runner.busy)
-    found.workers.set(service.runner.concurrency)
+    found.workers.set(service.runner.workers)
     found.data_bytes.set(await service.data_bytes())
     usage = await anyio.to_thread.run_sync(shutil.disk_usage, service.store.root)
     found.disk_free.set(usage.free)

@@ -6,7 +6,9 @@ then hands its commit (report parts, the record and its fsync, the input's
 removal) to a task of its own and takes the next image: the CPU slot does not
 wait for the disk. Each worker has at most one commit in flight, and an image
 counts as processed only once its commit is done. Images of one job and of
-different jobs run in parallel up to the pool size. A failing image is caught
+different jobs run in parallel up to the pool size; with worker processes there
+are twice as many tasks, so that each process's next image already waits in the
+pool's queue when it ends one (`cpu.AHEAD`). A failing image is caught
 and stored as that image's error; it never cancels the group or fails its job.
 """
 
@@ -59,6 +61,7 @@ class Runner:
         *,
         concurrency: int,
         ttl: int,
+        workers: int | None = None,
         read_options: images.ReadOptions,
         on_finished: Callable[[Job], None],
         metrics: Metrics | None = None,
@@ -67,7 +70,10 @@ class Runner:
         self.store = store
         self.segmenter = segmenter
         self.cpu = cpu
-        self.concurrency = concurrency
+        self.concurrency = concurrency  # images in work at once
+        # What does that work: CPU workers (or a model server's images in flight). Worker
+        # processes also hold their next image (`cpu.AHEAD`): concurrency is more.
+        self.workers = min(workers or concurrency, concurrency)
         self.ttl = ttl
         self.read_options = read_options
         self.on_finished = on_finished
@@ -85,7 +91,7 @@ class Runner:
 
     def __repr__(self) -> str:
         return (
-            f"<Runner workers={self.concurrency} busy={len(self._busy)} queued="
+            f"<Runner workers={self.workers} busy={self.busy} queued="
             f"{self._queue.qsize()} done={self.done} failed={self.failed}>"
         )
 
@@ -95,11 +101,12 @@ class Runner:
 
     @property
     def busy(self) -> int:
-        """Workers with an image in hand."""
-        return len(self._busy)
+        """Workers with an image (images in work, at most one a worker)."""
+        return min(len(self._busy), self.workers)
 
     def processing(self, job_id: str) -> frozenset[int]:
-        """Indices of a job's images a worker has in hand right now."""
+        """Indices of a job's images a worker has in hand right now (with worker processes:
+        running, or next in the pool's queue)."""
         return frozenset(self._in_progress.get(job_id, ()))
 
     @property

@@ -25,6 +25,7 @@ import anyio.to_thread
 
 from oilspill.backends import CpuPool, make_segmenter
 from oilspill.backends.base import Segmenter
+from oilspill.backends.sar import LocalSegmenter
 from oilspill.config import Settings
 from oilspill.errors import ArchiveTooLarge, Busy, DiskFull, ExpiredOrDeleted, NotFound, NotReady
 from oilspill.server import intake
@@ -57,15 +58,18 @@ class Service:
         self.metrics = metrics or Metrics(self.segmenter.name)
         self.clients = ClientLimits(settings.max_jobs_per_client, settings.uploads_per_minute)
         self.webhooks = Webhooks(settings, self.metrics)
-        concurrency = settings.worker_count
+        workers = concurrency = settings.worker_count
         if settings.backend in ("http", "v2"):  # remote: images in flight, not CPU threads
             endpoints = len(settings.ml_urls) if settings.backend == "http" else 1
-            concurrency = max(concurrency, settings.ml_concurrency * endpoints)
+            workers = concurrency = max(concurrency, settings.ml_concurrency * endpoints)
+        elif isinstance(self.segmenter, LocalSegmenter):  # whole images: each process's next
+            concurrency = self.cpu.slots  # image waits in its queue (`cpu.AHEAD`)
         self.runner = Runner(
             self.store,
             self.segmenter,
             self.cpu,
             concurrency=concurrency,
+            workers=workers,
             ttl=settings.ttl,
             read_options=settings.read_options,
             on_finished=self._finished,
@@ -109,7 +113,7 @@ class Service:
         log.info(
             "service ready: backend=%s workers=%d data=%s ttl=%ds",
             self.segmenter.name,
-            self.runner.concurrency,
+            self.runner.workers,
             self.store.root,
             self.settings.ttl,
         )

@@ -29,6 +29,12 @@ def test_a_dead_worker_process_fails_its_call_and_the_pool_is_replaced() -> None
     assert asyncio.run(scenario()) == 32
 
 
+def test_worker_processes_take_one_call_each_beyond_the_one_they_run() -> None:
+    assert CpuPool(2, processes=True).slots == 4  # each process's next call waits queued
+    assert CpuPool(2).slots == 2  # threads run every call they are given
+    assert CpuPool(0, processes=True).slots == 1  # inline, for tools
+
+
 FAULTS = """
 import resource, sys
 import numpy as np

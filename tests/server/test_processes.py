@@ -35,6 +35,25 @@ def test_processes_give_the_threads_results_and_keep_a_broken_image_its_own(
     assert [i["status"] for i in processes] == ["done", "done", "done", "failed"]
 
 
+def test_each_worker_process_holds_its_next_image(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Two worker processes take four images: each runs one and has the next in the pool's
+    queue, so that it starts it without waiting for the service's round trip. Two workers
+    are what the service reports."""
+    client = make_client(workers=2, worker_processes="yes")
+    assert client.get("/healthz").json()["workers"] == 2
+    job_id = upload(client, image_zip(8, size=(1250, 650))).json()["job_id"]
+    most, deadline = 0, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        most = max(most, [i["status"] for i in job["images"]].count("processing"))
+        if job["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.01)
+    assert job["state"] == "succeeded" and most >= 4
+
+
 def _children(pid: int) -> list[int]:
     """PIDs whose parent is `pid`, from /proc."""
     found = []
