@@ -171,6 +171,14 @@ class WorkerDied(ImageError):
     code = "worker_died"
 
 
+class NotRun(OilspillError):
+    """A call a worker process had not started when the service began to stop: never run
+    (its image stays pending, and is processed after the restart)."""
+
+    status = 503
+    code = "stopping"
+
+
 class BackendError(ImageError):
     """The remote segmenter failed for one image."""
 

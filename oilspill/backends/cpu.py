@@ -23,13 +23,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.synchronize import Event
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 import cv2
 
-from oilspill.errors import WorkerDied
+from oilspill.errors import NotRun, WorkerDied
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class CpuPool:
         # flight. Threads run all the calls they have, so they take `size`.
         self.slots = size * (1 + AHEAD) if self._isolate else max(size, 1)
         self._in_flight = anyio.CapacityLimiter(self.slots)
+        self._stop: Event | None = None  # the processes' "start no more calls" (`stop_taking`)
+        self._stopping = False
 
     def _new_processes(self) -> ProcessPoolExecutor:
         """The worker processes, this process's children, which die with it (`_child_init`).
@@ -76,7 +79,19 @@ class CpuPool:
         """
         method = "fork" if sys.platform.startswith("linux") and _threads() == 1 else "spawn"
         context = multiprocessing.get_context(method)
-        return ProcessPoolExecutor(self.size, context, initializer=_child_init)
+        self._stop = context.Event()
+        if self._stopping:
+            self._stop.set()
+        return ProcessPoolExecutor(
+            self.size, context, initializer=_child_init, initargs=(self._stop,)
+        )
+
+    def stop_taking(self) -> None:
+        """The service is stopping: the worker processes finish the calls they run, and the
+        calls waiting for them (`AHEAD`) raise NotRun at once instead of running."""
+        self._stopping = True
+        if self._stop is not None:
+            self._stop.set()
 
     @property
     def processes(self) -> bool:
@@ -101,7 +116,9 @@ class CpuPool:
             pool = self._processes
             try:
                 # No await between the pool's making and this submit: a fork happens here.
-                return await loop.run_in_executor(pool, functools.partial(func, *args))
+                return await loop.run_in_executor(
+                    pool, functools.partial(_unless_stopping, func, *args)
+                )
             except BrokenProcessPool as exc:
                 if self._processes is pool:  # the first caller to see it replaces it
                     log.error("a worker process died; starting new ones")
@@ -175,7 +192,19 @@ def keep_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 64 << 20)
 
 
-def _child_init() -> None:
+_STOP: Event | None = None  # in a worker process: set when the service stops (`stop_taking`)
+
+
+def _unless_stopping(func: Callable[..., T], *args: Any) -> T:
+    """A worker process's call: run, unless the service has begun to stop meanwhile."""
+    if _STOP is not None and _STOP.is_set():
+        raise NotRun("the service is stopping; the image is processed after its restart")
+    return func(*args)
+
+
+def _child_init(stop: Event | None = None) -> None:
+    global _STOP
+    _STOP = stop
     # A forked worker starts with the service's signal set-up: the event loop's wakeup fd
     # (a signal here would reach the service's loop) and its handlers (the server's SIGTERM
     # one would keep it alive when its pool terminates it). A Ctrl-C reaches the whole

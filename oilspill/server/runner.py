@@ -29,7 +29,7 @@ import anyio.to_thread
 from oilspill.backends import CpuPool
 from oilspill.backends.base import Segmenter
 from oilspill.backends.sar import LocalSegmenter
-from oilspill.errors import ImageError, WorkerDied, is_disk_full
+from oilspill.errors import ImageError, NotRun, WorkerDied, is_disk_full
 from oilspill.io import images
 from oilspill.server import logs, reports, results
 from oilspill.server.jobs import Item, ItemStatus, Job, JobStatus
@@ -136,12 +136,13 @@ class Runner:
         """Stop taking images, let running ones finish and be committed within `grace`
         seconds, then cancel."""
         self._stopping = True
+        self.cpu.stop_taking()  # images waiting for a worker process stay pending
         for task in self._workers:
             if task not in self._busy:
                 task.cancel()
         deadline = time.monotonic() + grace
         if self._busy:
-            log.info("waiting up to %.0fs for %d running images", grace, len(self._busy))
+            log.info("waiting up to %.0fs for %d images in work", grace, len(self._busy))
             _, late = await asyncio.wait(set(self._busy), timeout=grace)
             for task in late:
                 task.cancel()
@@ -172,6 +173,8 @@ class Runner:
                     self._commits.add(committing)
                     committing.add_done_callback(self._commits.discard)
                     handed_off = True
+            except NotRun:  # the service stops: the image stays pending, for the restart
+                log.info("job %s: %s left for the restart (the service stops)", job.id, item.name)
             except Exception as exc:  # a full disk must not end the worker, nor stall the job
                 await self._not_saved(job, item, exc)
             finally:
@@ -292,6 +295,8 @@ class Runner:
                 return record
             finally:
                 raster.close()
+        except NotRun:
+            raise
         except ImageError as exc:
             return {"error": exc.message, "error_code": exc.code}
         except FileNotFoundError:

@@ -8,11 +8,12 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 import pytest
 
 from oilspill.backends.cpu import CpuPool
-from oilspill.errors import WorkerDied
+from oilspill.errors import NotRun, WorkerDied
 
 
 def test_a_dead_worker_process_fails_its_call_and_the_pool_is_replaced() -> None:
@@ -33,6 +34,26 @@ def test_worker_processes_take_one_call_each_beyond_the_one_they_run() -> None:
     assert CpuPool(2, processes=True).slots == 4  # each process's next call waits queued
     assert CpuPool(2).slots == 2  # threads run every call they are given
     assert CpuPool(0, processes=True).slots == 1  # inline, for tools
+
+
+def test_a_stopping_pool_finishes_the_running_call_and_runs_no_waiting_one() -> None:
+    async def scenario() -> None:
+        pool = CpuPool(1, processes=True)
+        try:
+            await pool.run_isolated(pow, 1, 1)  # the process is up and idle
+            running = asyncio.ensure_future(pool.run_isolated(time.sleep, 1.0))
+            waiting = asyncio.ensure_future(pool.run_isolated(pow, 2, 5))  # in the queue
+            await asyncio.sleep(0.3)
+            pool.stop_taking()
+            await running  # ends as it would have
+            with pytest.raises(NotRun, match="stopping"):
+                await waiting
+            with pytest.raises(NotRun):  # and so does any later call
+                await pool.run_isolated(pow, 2, 6)
+        finally:
+            await pool.aclose()
+
+    asyncio.run(scenario())
 
 
 FAULTS = """

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from helpers import Server, image_zip, upload, wait_for
 
 
@@ -91,11 +92,12 @@ def test_expired_and_orphaned_folders_are_deleted_at_start(
     assert not orphan.exists()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])  # 2: worker processes, each with its next image
 def test_sigterm_stops_cleanly_and_a_restart_finishes_the_job(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., Server], tmp_path: Path, workers: str
 ) -> None:
     data_dir = tmp_path / "data"
-    server = start_server("--workers", "1", data_dir=data_dir)
+    server = start_server("--workers", workers, data_dir=data_dir)
     with server.client() as client:
         body = upload(client, image_zip(20, size=(640, 480))).json()
         deadline = time.monotonic() + 60
@@ -114,6 +116,7 @@ def test_sigterm_stops_cleanly_and_a_restart_finishes_the_job(
     with start_server(data_dir=data_dir).client() as client:
         status = wait_for(client, body["job_id"])
     assert status["status"] == "SUCCESS" and len(status["result"]["processed_files"]) == 20
+    assert status["result"]["errors"] == []  # the images not run at the stop were run after it
 
 
 def test_status_answers_while_workers_are_busy(start_server: Callable[..., Server]) -> None:
