@@ -43,19 +43,22 @@ PARTS_SUFFIX = ".report-parts"  # an image's report.json entry and GeoJSON featu
 
 def write_parts(store: JobStore, job_id: str, item: Item, record: dict[str, Any]) -> None:
     """Write one processed image's share of report.json and slicks.geojson, as JSON text
-    (blocking). Run as each image is committed, while the other workers process theirs,
-    so that the job's end only joins them: 8 ms of CPU an image (the slicks' GeoJSON,
-    two dumps and a reload of the record) no longer wait, one after the other, between
-    the last image and SUCCESS.
+    (blocking). Written as each image is done, so that the job's end only joins them: by
+    the worker that made its outputs for the embedded detector (`runner.process_and_share`),
+    else as it is committed.
 
     Line 1 is the report entry, line 2 "pixel" when a feature is in pixel coordinates
     (else "lonlat"), then one feature a line. Written before the image's record, which
     alone marks it done: a part without a record is redone with the image, and a record
     without a part (a job from an older version) is reported from the record.
     """
+    write_share(store.out_path(job_id, item.index, PARTS_SUFFIX), item, record)
+
+
+def write_share(path: Path, item: Item, record: dict[str, Any]) -> None:
+    """`write_parts` to a path: what a worker process writes beside an image's outputs."""
     entry, pixel, features = _share(item, record)
     lines = [entry, "pixel" if pixel else "lonlat", *features]
-    path = store.out_path(job_id, item.index, PARTS_SUFFIX)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
