@@ -50,9 +50,12 @@ class Service:
         *,
         metrics: Metrics | None = None,
         page_files: bool = True,
+        durable: bool = True,
     ) -> None:
+        """`page_files`: make the page's previews (`results.write_outputs`); `durable`:
+        fsync each record and meta (`JobStore`); both off for `oilspill segment`."""
         self.settings = settings
-        self.store = JobStore(settings.data_dir)
+        self.store = JobStore(settings.data_dir, durable=durable)
         self.cpu = CpuPool(settings.worker_count, settings.processes)
         self.segmenter = segmenter or make_segmenter(settings, self.cpu)
         self.metrics = metrics or Metrics(self.segmenter.name)
