@@ -54,6 +54,14 @@ def apply_result(item: Item, record: dict[str, Any]) -> None:
     item.seconds = record.get("seconds", 0.0)
 
 
+def settled(item: Item, record: dict[str, Any]) -> Item:
+    """A copy of the item as its record will make it (the item itself changes only once
+    the record is saved)."""
+    done = dataclasses.replace(item)
+    apply_result(done, record)
+    return done
+
+
 SHARED_KEY = "_share_written"  # in a record: its report parts are written (not saved)
 
 
@@ -68,9 +76,7 @@ def process_and_share(item: Item, parts: Path, *args: Any) -> dict[str, Any]:
     waited in the pool's queue."""
     record = results.process_file(*args)
     record["seconds"] = round(sum(record.get(results.STAGES_KEY, {}).values()), 4)
-    done = dataclasses.replace(item)  # the item as its record will make it
-    apply_result(done, record)
-    reports.write_share(parts, done, record)
+    reports.write_share(parts, settled(item, record), record)
     record[SHARED_KEY] = True
     return record
 
@@ -356,8 +362,9 @@ class Runner:
         self, job: Job, item: Item, pixel_size_m: float | None
     ) -> dict[str, Any]:
         """The embedded detector's image in one call (`process_and_share`), in a worker
-        thread or process. A dying worker process takes the pool's other image with it:
-        each is tried once more, so only one that kills its worker again fails."""
+        thread or process. A dying worker process takes the pool's other images with it
+        (running and waiting): each is tried once more, so an image that kills its worker
+        again fails, and so may one that was in the pool both times."""
         call = functools.partial(
             process_and_share,
             item,
@@ -393,9 +400,7 @@ class Runner:
 
     def _commit(self, job: Job, item: Item, record: dict[str, Any]) -> None:
         if not record.pop(SHARED_KEY, False):  # not written with the outputs
-            done = dataclasses.replace(item)  # the item as its record will make it
-            apply_result(done, record)
-            reports.write_parts(self.store, job.id, done, record)
+            reports.write_parts(self.store, job.id, settled(item, record), record)
         self.store.save_item_result(job.id, item.index, record)
         self.store.remove_input(job.id, item.index)
 
